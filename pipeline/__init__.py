@@ -1,0 +1,1 @@
+"""rnnx DVC pipeline: data, model zoo, training, report."""
