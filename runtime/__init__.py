@@ -1,10 +1,22 @@
-"""rnnx edge runtime: run rnnx ONNX exports with numpy + onnxruntime only."""
+"""rnnx edge runtime: run rnnx ONNX exports with numpy + onnxruntime only.
+
+    import runtime
+    model = runtime.load("lstm_stream.onnx")      # StreamingModel (from its metadata)
+    probs = model.step(frame)                     # states carried inside
+
+Importing this package never imports tensorflow, keras, tf2onnx or onnx.
+"""
 
 from .contract import Contract, StateSpec, TensorSpec
-from .errors import (InputShapeError, InputValueError, ModelFormatError, RnnxError,
-                     StateError)
+from .errors import (InputShapeError, InputValueError, ModelFormatError, ProviderError, RnnxError,
+                     StateError, UncheckedModelWarning)
+from .loader import load
+from .model import Model
+from .streaming import StreamingModel
 
 __all__ = [
+    "load", "Model", "StreamingModel",
     "Contract", "StateSpec", "TensorSpec",
     "RnnxError", "ModelFormatError", "InputShapeError", "InputValueError", "StateError",
+    "ProviderError", "UncheckedModelWarning",
 ]

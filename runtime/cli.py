@@ -1,0 +1,130 @@
+"""``python -m runtime``: print a model's predictions for inputs saved as ``.npy``.
+
+Uses argparse (the edge install has no click). Errors are one line on stderr
+and a non-zero exit: 1 for a model or input rnnx refuses, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+
+from .errors import RnnxError
+from .model import Model
+from .session import open_model
+from .streaming import StreamingModel
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime",
+        description="Run an rnnx ONNX export on inputs from a .npy file and print the predictions. "
+                    "A stream/unrolled model gets each sequence fed chunk by chunk.")
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument("--input", "-i", required=True, metavar="FILE.npy",
+                        help="inputs with a leading batch axis (one sample without it is accepted)")
+    parser.add_argument("--providers", default=None, metavar="LIST",
+                        help="comma-separated execution providers, e.g. cpu or cuda,cpu (default: CUDA if available)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads")
+    parser.add_argument("--top", type=_positive_int, default=1, metavar="K",
+                        help="classes to print per sample for class probabilities (default 1)")
+    parser.add_argument("--raw", action="store_true", help="print the raw output arrays")
+    parser.add_argument("--output", "-o", metavar="FILE.npy", help="also save the raw outputs here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        x = _read_input(args.input)
+        providers = args.providers.split(",") if args.providers else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a plain ONNX file is fine from the command line
+            loaded = open_model(args.model, providers=providers, threads=args.threads)
+        model = _model_for(loaded, x)
+        y = _predict(model, x)
+        if args.output:
+            np.save(args.output, y)
+        _print(model, y, top=args.top, raw=args.raw)
+    except RnnxError as exc:
+        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def _read_input(path: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except FileNotFoundError:
+        raise InputFileError(f"input file {path} does not exist; expected a .npy array") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+    if magic != b"\x93NUMPY":
+        raise InputFileError(f"{path} is not a .npy file (save the array with numpy.save)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputFileError(f"cannot read {path} as a .npy array: {exc}") from None
+
+
+class InputFileError(RnnxError):
+    """The --input file is missing or not a .npy array."""
+
+
+def _model_for(loaded, x: np.ndarray):
+    """A Model, or a StreamingModel running as many streams as x has sequences
+    (its batch axis; 1 when x is one sequence without it)."""
+    contract = loaded.contract
+    if contract is None or not contract.streaming:
+        return Model(loaded)
+    streams = int(x.shape[0]) if x.ndim == len(contract.input.shape) and x.shape[0] else 1
+    return StreamingModel(loaded, batch=streams)
+
+
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, StreamingModel):
+        return model.feed(x)
+    rank = len(model.input_shape)
+    if rank and x.ndim == rank - 1:  # one sample without the batch axis
+        return model.predict(x[None])
+    return model.predict(x)
+
+
+def _print(model, y, *, top: int, raw: bool) -> None:
+    if isinstance(y, dict):
+        for name, arr in y.items():
+            print(f"{name}:\n{np.array2string(arr, precision=5, suppress_small=True)}")
+        return
+    contract = model.contract
+    labels = model.labels
+    probabilities = contract is not None and contract.output_meaning in ("class_probabilities", "probabilities")
+    if raw or not (labels or probabilities):
+        print(np.array2string(y, precision=5, suppress_small=True, threshold=10_000))
+        return
+    if contract.per_step:  # one class per step: print each sequence as a string of labels
+        idx = y.argmax(axis=-1)
+        for row in np.atleast_2d(idx):
+            names = [labels[i] if labels else str(i) for i in row]
+            joiner = "" if labels and all(len(n) == 1 for n in labels) else " "
+            print(joiner.join(names))
+        return
+    for i, probs in enumerate(np.atleast_2d(y)):
+        order = np.argsort(probs)[::-1][:top]
+        cells = [f"{labels[k] if labels else k}\t{probs[k]:.4f}" for k in order]
+        print(f"{i}\t" + "\t".join(cells))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

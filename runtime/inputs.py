@@ -1,0 +1,157 @@
+"""Checking and converting what a caller feeds a model.
+
+:class:`InputChecker` knows one model input (its shape with dynamic axes,
+dtype, uint8 scaling and value range) and turns a caller's array into the
+tensor the model takes, or raises a typed error that names what was expected
+and what came. Nothing here guesses: a wrong rank, shape or dtype is an
+:class:`InputShapeError`; NaN, inf or values outside the declared range are an
+:class:`InputValueError`.
+
+The checks are cheap enough for the streaming hot path: finiteness is tested
+with one dot product over the (small) converted input, and only when that
+overflows or is not finite are the values inspected one by one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InputShapeError, InputValueError
+
+RANGE_SLACK = 1e-6
+_min, _max = np.minimum.reduce, np.maximum.reduce
+
+
+class InputChecker:
+    """One model input: what it accepts and how a caller's value becomes it.
+
+    Args:
+        name: the input's name in the graph (used in messages).
+        shape: its shape; ``None`` marks a dynamic axis (batch, time).
+        dtype: the dtype the graph takes.
+        uint8_scale: when set, uint8 arrays are accepted and multiplied by it.
+        value_range: ``(lo, hi)`` float inputs must lie in, or ``None``.
+        axis_names: names for dynamic axes in messages, e.g. ``{0: "batch"}``.
+    """
+
+    def __init__(self, name: str, shape: tuple, dtype: np.dtype, *, uint8_scale: float | None = None,
+                 value_range: tuple[float, float] | None = None, axis_names: dict | None = None):
+        self.name = name
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.uint8_scale = None if uint8_scale is None else self.dtype.type(uint8_scale)
+        self.value_range = value_range
+        self.axis_names = dict(axis_names or {})
+
+    # -- description -------------------------------------------------------------------------
+
+    def describe(self, shape: tuple | None = None) -> str:
+        """A shape such as ``(batch, 28, 28)`` with dynamic axes named."""
+        shape = self.shape if shape is None else shape
+        parts = [self.axis_names.get(i, "any") if d is None else str(d) for i, d in enumerate(shape)]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def accepted_dtypes(self) -> str:
+        text = str(self.dtype)
+        if self.uint8_scale is not None:
+            text += f" (or uint8, scaled by {float(self.uint8_scale):.6g})"
+        return text
+
+    # -- conversion --------------------------------------------------------------------------
+
+    def as_array(self, x) -> np.ndarray:
+        """``x`` as an ndarray, or an InputShapeError when it is not array-like."""
+        if isinstance(x, np.ndarray):
+            return x
+        try:
+            return np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise InputShapeError(f"input {self.name!r} must be an array of shape {self.describe()}; "
+                                  f"got a {type(x).__name__} that is not one ({exc})") from None
+
+    def check_shape(self, x: np.ndarray, shape: tuple | None = None, hint: str = "") -> None:
+        """Raise unless ``x`` has ``shape`` (default: the input's), ``None`` matching any size."""
+        shape = self.shape if shape is None else shape
+        if x.ndim != len(shape):
+            raise InputShapeError(
+                f"input {self.name!r} must have shape {self.describe(shape)} (rank {len(shape)}); "
+                f"got shape {tuple(x.shape)} (rank {x.ndim}){hint}")
+        for axis, (want, got) in enumerate(zip(shape, x.shape)):
+            if want is not None and want != got:
+                raise InputShapeError(
+                    f"input {self.name!r} must have shape {self.describe(shape)}; got shape "
+                    f"{tuple(x.shape)}: axis {axis} is {got}, expected {want}{hint}")
+
+    def check_dtype(self, x: np.ndarray) -> None:
+        if not self.converts(x.dtype):
+            raise InputShapeError(f"input {self.name!r} must be {self.accepted_dtypes()}; got {x.dtype}")
+
+    def converts(self, dtype: np.dtype) -> bool:
+        """Whether arrays of ``dtype`` are accepted (and converted without loss of meaning)."""
+        if dtype == self.dtype:
+            return True
+        if dtype == np.uint8 and self.uint8_scale is not None:
+            return True
+        return dtype.kind == "f" and self.dtype.kind == "f"
+
+    def convert_into(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Write ``x`` (already shape- and dtype-checked) into ``out``, scaling uint8 pixels."""
+        if x.dtype == np.uint8 and self.uint8_scale is not None and self.dtype != np.uint8:
+            np.multiply(x, self.uint8_scale, out=out)
+        else:
+            np.copyto(out, x, casting="same_kind")
+
+    def convert(self, x: np.ndarray) -> np.ndarray:
+        """A new array of the model's dtype holding ``x`` (already checked)."""
+        out = np.empty(x.shape, self.dtype)
+        self.convert_into(x, out)
+        return out
+
+    def prepare(self, x, shape: tuple | None = None, hint: str = "") -> np.ndarray:
+        """Check ``x`` fully and return it as a contiguous array of the model's dtype."""
+        x = self.as_array(x)
+        self.check_dtype(x)
+        self.check_shape(x, shape, hint)
+        scaled = x.dtype == np.uint8 and self.uint8_scale is not None
+        arr = self.convert(x)
+        if not scaled:
+            self.check_values(arr)
+        return arr
+
+    # -- values ------------------------------------------------------------------------------
+
+    def check_values(self, arr: np.ndarray) -> None:
+        """Raise on NaN/inf, or on values outside the declared range (``arr`` already converted)."""
+        if arr.dtype.kind != "f" or arr.size == 0:
+            return
+        flat = arr.reshape(-1)
+        if self.value_range is not None:
+            lo, hi = _min(flat), _max(flat)  # NaN propagates through both
+            if lo >= self.value_range[0] - RANGE_SLACK and hi <= self.value_range[1] + RANGE_SLACK:
+                return
+            self._raise_nonfinite(arr)
+            self._raise_range(float(lo), float(hi))
+        if not math.isfinite(np.dot(flat, flat)):  # any NaN/inf makes the sum of squares non-finite
+            self._raise_nonfinite(arr)  # (or a huge finite value overflowed it: then no error)
+
+    def _raise_nonfinite(self, arr: np.ndarray) -> None:
+        finite = np.isfinite(arr)
+        if finite.all():
+            return
+        nan = int(np.isnan(arr).sum())
+        inf = int(arr.size - finite.sum()) - nan
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise InputValueError(
+            f"input {self.name!r} must hold finite {self.dtype} values; got {nan} NaN and {inf} inf "
+            f"(first at index {first})")
+
+    def _raise_range(self, lo: float, hi: float) -> None:
+        want_lo, want_hi = self.value_range
+        hint = ""
+        if self.uint8_scale is not None and hi > want_hi:
+            hint = "; unscaled pixels? pass them as uint8 and the model scales them"
+        raise InputValueError(
+            f"input {self.name!r} values must lie in [{want_lo:g}, {want_hi:g}]; got min {lo:g}, "
+            f"max {hi:g}{hint}")
