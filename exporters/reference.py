@@ -1,0 +1,97 @@
+"""The reference model: a stateless copy with a dynamic batch (and time axis).
+
+Exports and Keras reference outputs both come from this copy, so a model
+saved with `stateful=True` and a fixed (1, 1, ...) input still exports with a
+dynamic batch. The time axis becomes dynamic where the model allows it.
+Weights are copied, never retrained. Rebuilding goes through Keras'
+`from_config` with safe mode on: a Lambda layer is refused, not executed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .errors import UnsupportedLayerError
+
+
+def _edit(cfg, dynamic_time: bool):
+    """Make every InputLayer batch-dynamic (and time-dynamic) and every layer stateless."""
+    if isinstance(cfg, dict):
+        if cfg.get("class_name") == "InputLayer":
+            inner = cfg.get("config", {})
+            shape = inner.get("batch_shape")
+            if shape:
+                shape = list(shape)
+                shape[0] = None
+                if dynamic_time and len(shape) >= 2:
+                    shape[1] = None
+                inner["batch_shape"] = shape
+        if cfg.get("stateful") is True:
+            cfg["stateful"] = False
+        for value in cfg.values():
+            _edit(value, dynamic_time)
+    elif isinstance(cfg, list):
+        for value in cfg:
+            _edit(value, dynamic_time)
+
+
+def _rebuild(model, dynamic_time: bool):
+    cfg = copy.deepcopy(model.get_config())
+    _edit(cfg, dynamic_time)
+    cfg.pop("build_input_shape", None)
+    with _safe_mode():
+        clone = type(model).from_config(cfg)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _safe_mode():
+    """Keras' safe-mode scope (deserializing code objects is refused inside it)."""
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover - older/newer Keras layout
+        import contextlib
+
+        return contextlib.nullcontext()
+    return SafeModeScope(True)
+
+
+def has_lambda(model) -> bool:
+    import keras
+
+    def walk(layers):
+        for layer in layers:
+            if isinstance(layer, keras.layers.Lambda):
+                return True
+            inner = getattr(layer, "layer", None)
+            if inner is not None and walk([inner]):
+                return True
+            if isinstance(layer, keras.Model) and walk(layer.layers):
+                return True
+        return False
+
+    return walk(model.layers)
+
+
+def reference_model(model):
+    """A stateless, batch-dynamic copy of `model` with the same weights.
+
+    Tries a dynamic time axis first and keeps the model's own time length when
+    the layers need it. Returns (copy, time_is_dynamic).
+    """
+    if has_lambda(model):
+        raise UnsupportedLayerError(
+            f"model {model.name!r} has a Lambda layer; rnnx keeps Keras safe_mode on and never runs "
+            "arbitrary Python code from a model (safe_mode=False is not an option); replace the Lambda "
+            "with a built-in or registered layer")
+    try:
+        return _rebuild(model, dynamic_time=True), True
+    except Exception:  # the layers need a fixed time length; keep it
+        pass
+    try:
+        return _rebuild(model, dynamic_time=False), False
+    except UnsupportedLayerError:
+        raise
+    except Exception as exc:
+        raise UnsupportedLayerError(
+            f"model {model.name!r} cannot be rebuilt from its config for export: {exc}") from None
