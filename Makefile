@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 .PHONY: run test data install-pipeline install-dev clean
 
 run: install-pipeline data
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: install-dev data
 	$(BIN)/python -m pytest -q
