@@ -20,6 +20,7 @@ Not thread-safe: use one instance per thread.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable, Mapping
 
@@ -321,9 +322,9 @@ class StreamingModel:
         for binding in self._bindings:
             c_binding = getattr(binding, "_iobinding", None)
             if c_session is not None and c_binding is not None and hasattr(c_session, "run_with_iobinding"):
-                runners.append(_bound(c_session.run_with_iobinding, c_binding, options))
+                runners.append(functools.partial(c_session.run_with_iobinding, c_binding, options))
             else:
-                runners.append(_bound(self._session.run_with_iobinding, binding, options))
+                runners.append(functools.partial(self._session.run_with_iobinding, binding, options))
         return runners
 
     def _stream_indices(self, index) -> list[int]:
@@ -357,8 +358,3 @@ class StreamingModel:
         return (f"StreamingModel({self.path!r}, variant={self.contract.variant}, batch={self._batch}, "
                 f"chunk={self.chunk}, states={list(self.state_names)}, providers={self.providers})")
 
-
-def _bound(run, binding, options):
-    def call():
-        run(binding, options)
-    return call
