@@ -32,3 +32,13 @@ def one_line_errors(func):
 @click.version_option(package_name="rnnx")
 def cli() -> None:
     """rnnx: take Keras recurrent models to the edge with ONNX."""
+
+
+def _register() -> None:
+    from .export_cmd import export_command, inspect_command
+
+    cli.add_command(export_command)
+    cli.add_command(inspect_command)
+
+
+_register()

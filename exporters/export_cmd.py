@@ -1,0 +1,67 @@
+"""The `rnnx export` and `rnnx inspect` commands (registered in cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli import one_line_errors
+
+
+def _variants(ctx, param, value):
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    allowed = ("full", "stream", "unrolled")
+    bad = [v for v in names if v not in allowed]
+    if not names or bad:
+        raise click.BadParameter(f"expected a comma-separated subset of {','.join(allowed)}; got {value!r}")
+    return names
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for full.onnx, stream.onnx, unrolled.onnx and export.json (created if missing).")
+@click.option("--variants", default="full,stream,unrolled", show_default=True, callback=_variants,
+              help="Comma-separated variants: full (whole sequence per call), stream (chunk of steps plus "
+                   "explicit states), unrolled (stream without RNN/loop ops).")
+@click.option("--chunk", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Time steps per call of the stream and unrolled variants.")
+@click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset of the exported models.")
+@click.option("--atol", default=1e-5, show_default=True, type=float,
+              help="Largest |onnx - keras| accepted on the output during validation.")
+@click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Validation inputs: a .npz with array 'x' shaped (N, T, ...) (and optional 'y'). "
+                   "Default: shaped random data.")
+@click.option("--labels", default=None,
+              help="Class labels stored in the metadata: 'a,b,c' or a .txt file with one label per line.")
+@click.option("--uint8-scale", is_flag=True, default=False,
+              help="Record that inputs are uint8 images the app scales by 1/255 before the model.")
+@one_line_errors
+def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels, uint8_scale):
+    """Export MODEL (a .keras file) to ONNX, validate every variant against Keras, write export.json.
+
+    Progress goes to stderr; the paths written go to stdout. A variant that misses
+    the tolerance fails the command and leaves no model file behind.
+    """
+    from .export import export_model
+
+    res = export_model(model, out_dir, variants=variants, chunk=chunk, opset=opset, atol=atol,
+                       samples=samples, labels=labels, uint8_scale=True if uint8_scale else None,
+                       progress=lambda msg: click.echo(f"rnnx export: {msg}", err=True))
+    for variant, path in res.paths.items():
+        parity = res.report["variants"][variant]["parity"]
+        click.echo(f"{variant}\t{path}\tmax|d|={parity['max_abs_diff']:.3g}")
+
+
+@click.command("inspect")
+@click.argument("onnx_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the description as JSON.")
+@one_line_errors
+def inspect_command(onnx_file, as_json):
+    """Show ONNX_FILE's inputs and outputs (names, shapes, dtypes), op counts and rnnx metadata."""
+    from .inspect_onnx import describe, render
+
+    info = describe(onnx_file)
+    click.echo(json.dumps(info, indent=2) if as_json else render(info))

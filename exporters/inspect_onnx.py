@@ -1,0 +1,97 @@
+"""Describe an ONNX file for a person: I/O tensors, op counts and rnnx metadata."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from runtime.contract import METADATA_KEY
+
+from .errors import ModelFormatError
+
+
+def _dims(value_info) -> list:
+    t = value_info.type.tensor_type
+    return [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in t.shape.dim]
+
+
+def _dtype(value_info) -> str:
+    from onnx import helper
+
+    try:
+        return str(helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type))
+    except Exception:  # an exotic or missing element type
+        return f"elem_type {value_info.type.tensor_type.elem_type}"
+
+
+def describe(path) -> dict:
+    """Inputs, outputs (name, shape, dtype), op counts, opsets and the `rnnx` metadata of a model."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"no ONNX file at {str(path)!r}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelFormatError(f"{path.name!r} is not an ONNX model: {exc}") from None
+    if not model.graph.node and not model.graph.input:
+        raise ModelFormatError(f"{path.name!r} is not an ONNX model (empty graph)")
+    inits = {i.name for i in model.graph.initializer}
+    meta, other = None, {}
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            try:
+                meta = json.loads(entry.value)
+            except json.JSONDecodeError:
+                meta = {"unparsable": entry.value[:200]}
+        else:
+            other[entry.key] = entry.value
+    return {
+        "file": str(path), "bytes": path.stat().st_size,
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "inputs": [{"name": i.name, "shape": _dims(i), "dtype": _dtype(i)}
+                   for i in model.graph.input if i.name not in inits],
+        "outputs": [{"name": o.name, "shape": _dims(o), "dtype": _dtype(o)} for o in model.graph.output],
+        "op_counts": dict(Counter(n.op_type for n in model.graph.node).most_common()),
+        "initializers": len(model.graph.initializer),
+        "rnnx": meta, "other_metadata": other,
+    }
+
+
+def render(info: dict) -> str:
+    """The `describe` dict as readable text."""
+    def tensor(t):
+        return f"  {t['name']:<10} {t['dtype']:<8} [{', '.join(str(d) for d in t['shape'])}]"
+
+    lines = [f"{info['file']}  ({info['bytes']} bytes, opsets "
+             + ", ".join(f"{k} {v}" for k, v in info["opsets"].items()) + ")",
+             "inputs:", *map(tensor, info["inputs"]), "outputs:", *map(tensor, info["outputs"]),
+             f"ops ({sum(info['op_counts'].values())} nodes, {info['initializers']} initializers):"]
+    lines += [f"  {op:<16} {n}" for op, n in info["op_counts"].items()]
+    meta = info["rnnx"]
+    if meta is None:
+        lines.append("rnnx metadata: none (not an rnnx export)")
+        return "\n".join(lines)
+    lines.append("rnnx metadata:")
+    for key in ("variant", "chunk", "precision"):
+        lines.append(f"  {key:<10} {meta.get(key)}")
+    inp, out = meta.get("input", {}), meta.get("output", {})
+    lines.append(f"  input      {inp.get('name')} {inp.get('shape')} {inp.get('dtype')} "
+                 f"time_axis={inp.get('time_axis')} preprocessing={inp.get('preprocessing')}")
+    lines.append(f"  output     {out.get('name')} {out.get('shape')} meaning={out.get('meaning')} "
+                 f"per_step={out.get('per_step')} labels={out.get('labels')}")
+    for s in meta.get("states", []):
+        lines.append(f"  state      {s.get('input')} -> {s.get('output')} {s.get('shape')} "
+                     f"init={s.get('init')} ({s.get('kind')} of layer {s.get('layer')!r})")
+    src = meta.get("source", {})
+    lines.append(f"  source     {src.get('name')} sha256={src.get('sha256')} keras={src.get('keras_version')}")
+    parity = meta.get("parity", {})
+    if parity:
+        lines.append("  parity     " + ", ".join(f"{k}={_num(v)}" for k, v in parity.items()))
+    return "\n".join(lines)
+
+
+def _num(v):
+    return f"{v:.3g}" if isinstance(v, float) else v
