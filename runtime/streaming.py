@@ -328,11 +328,11 @@ class StreamingModel:
         return runners
 
     def _stream_indices(self, index) -> list[int]:
-        items = [index] if isinstance(index, (int, np.integer)) and not isinstance(index, bool) else index
+        single = isinstance(index, (int, np.integer, bool, float, str))
         try:
-            items = list(items)
+            items = [index] if single else list(index)
         except TypeError:
-            raise StateError(f"stream index must be an int in 0..{self._batch - 1}; got {index!r}") from None
+            items = [index]
         for i in items:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self._batch:
                 raise StateError(f"stream index {i!r} is out of range: this model runs "
