@@ -44,6 +44,7 @@ class InputChecker:
         self.uint8_scale = None if uint8_scale is None else self.dtype.type(uint8_scale)
         self.value_range = value_range
         self.axis_names = dict(axis_names or {})
+        self.bits_limit = _bits_limit(self.dtype, value_range)
 
     # -- description -------------------------------------------------------------------------
 
@@ -155,3 +156,16 @@ class InputChecker:
         raise InputValueError(
             f"input {self.name!r} values must lie in [{want_lo:g}, {want_hi:g}]; got min {lo:g}, "
             f"max {hi:g}{hint}")
+
+
+def _bits_limit(dtype: np.dtype, value_range: tuple[float, float] | None) -> np.uint32 | None:
+    """For float32 inputs in [0, hi]: the largest uint32 bit pattern of an accepted value.
+
+    Non-negative float32 values order like their bit patterns read as uint32, and
+    every negative value, NaN and inf reads as larger than ``hi``'s pattern, so a
+    single integer max over the input's bits tells whether all of it is in range.
+    (Only -0.0 is flagged without being wrong; the exact check then clears it.)
+    """
+    if dtype != np.float32 or value_range is None or value_range[0] != 0 or not 0 < value_range[1] < np.inf:
+        return None
+    return np.array(value_range[1], np.float32).view(np.uint32)[()]

@@ -34,6 +34,7 @@ from .session import LoadedModel, open_model
 _dot = np.dot
 _isfinite = math.isfinite
 _copyto = np.copyto
+_umax = np.maximum.reduce
 
 
 class StreamingModel:
@@ -93,6 +94,8 @@ class StreamingModel:
         self._xflat = self._xbuf.reshape(-1)
         self._xdtype = self._xbuf.dtype
         self._fast_finite = contract.input_range is None and self._xdtype.kind == "f"
+        self._bits_limit = self._checker.bits_limit  # [0, hi] float32 inputs: one integer max
+        self._xbits = self._xflat.view(np.uint32) if self._bits_limit is not None else None
         self._state_dtypes = [loaded.input_dtype(s.input) for s in self._specs]
         self._state_shapes = [(batch, s.units) for s in self._specs]
         self._inits = [np.full(shp, s.init, dt)
@@ -161,7 +164,10 @@ class StreamingModel:
         if views is None or x.dtype is not self._xdtype:
             return self._step_checked(x)
         _copyto(views[0], x)
-        if self._fast_finite:
+        if self._bits_limit is not None:
+            if _umax(self._xbits) > self._bits_limit:
+                self._checker.check_values(self._xbuf)
+        elif self._fast_finite:
             if not _isfinite(_dot(self._xflat, self._xflat)):
                 self._checker.check_values(self._xbuf)
         else:

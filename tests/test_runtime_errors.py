@@ -57,6 +57,15 @@ def test_non_finite_values_are_refused(full, stream, bad, match):
         np.testing.assert_array_equal(arr, before[name])
 
 
+def test_negative_values_are_refused_but_negative_zero_is_not(stream):
+    frames = sequences(2)[:, 0]
+    frames[1, 4] = -0.25
+    with pytest.raises(runtime.InputValueError, match=r"lie in \[0, 1\]; got min -0.25"):
+        stream.step(frames)
+    frames[1, 4] = -0.0
+    assert stream.step(frames).shape == (2, 4)
+
+
 def test_unscaled_pixels_as_floats_are_refused(full, stream):
     pixels = sequences(2) * 255
     with pytest.raises(runtime.InputValueError, match=r"lie in \[0, 1\].*max 25\d.*uint8"):
