@@ -146,7 +146,6 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
     out = _check_out_dir(out_dir)
     label_list = _read_labels(labels)
     model, source = _load(model_or_path, name)
-    say(f"loaded {source['name']!r} ({len(model.layers)} layers)")
     original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
     ref, dynamic_time = reference.reference_model(model)
     plan = planning.make(ref)
@@ -171,7 +170,9 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
         usable = x.shape[1] - x.shape[1] % chunk
         if usable < chunk:
             raise ConfigError(f"chunk {chunk} is longer than the {x.shape[1]} steps of the samples")
-    say(f"validating on {x.shape[0]} {sample_source} samples of {x.shape[1]} steps")
+    # Inputs are all checked: a bad one fails above before any progress line is printed.
+    say(f"loaded {source['name']!r} ({len(model.layers)} layers, {len(plan.recurrent)} recurrent); "
+        f"validating on {x.shape[0]} {sample_source} samples of {x.shape[1]} steps")
     keras_full = _keras(ref, x)
 
     built, figures, cache, onnx_full = {}, {}, {}, None

@@ -1,0 +1,101 @@
+"""`rnnx export` and `rnnx inspect` from the command line (click, in process)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx")
+
+from click.testing import CliRunner  # noqa: E402
+from export_cases import extra_model, saved  # noqa: E402
+
+from exporters.cli import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    return saved("cli_stacked", extra_model("stacked_lstm_gru"))
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)), catch_exceptions=False)
+
+
+def test_export_writes_variants_report_and_progress(model_path, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\nowl\n")
+    out = tmp_path / "out"
+    res = _run("export", model_path, "--out", out, "--variants", "full,unrolled", "--chunk", "2",
+               "--labels", labels, "--uint8-scale", "--atol", "1e-4")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "full.onnx", "unrolled.onnx"]
+    report = json.loads((out / "export.json").read_text())
+    assert report["chunk"] == 2 and report["atol"] == 1e-4 and report["output"]["labels"] == ["cat", "dog", "owl"]
+    assert "rnnx export: full: validating against Keras" in res.stderr
+    assert res.stdout.splitlines()[0].startswith("full\t")
+
+    shown = _run("inspect", out / "unrolled.onnx")
+    assert shown.exit_code == 0
+    for text in ("x ", "h_in_0", "c_in_0", "h_out_1", "variant    unrolled", "chunk      2",
+                 "labels=['cat', 'dog', 'owl']", "uint8_scale", "MatMul", "parity"):
+        assert text in shown.stdout
+    as_json = json.loads(_run("inspect", out / "full.onnx", "--json").stdout)
+    assert as_json["inputs"][0]["name"] == "x" and as_json["rnnx"]["variant"] == "full"
+    assert as_json["op_counts"]["LSTM"] == 1 and as_json["op_counts"]["GRU"] == 1
+
+
+def _one_line_failure(res, needle, progress_first=False):
+    """Exit 1 and the error as one `rnnx: ` line (after progress lines only when asked)."""
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    if progress_first:
+        assert all(line.startswith("rnnx export: ") for line in lines[:-1])
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("rnnx: ") and needle in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_export_of_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "bogus.keras"
+    bogus.write_bytes(b"\x00" * 64)
+    res = _run("export", bogus, "--out", tmp_path / "out")
+    _one_line_failure(res, "ModelFormatError")
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_into_a_file(model_path, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    _one_line_failure(_run("export", model_path, "--out", target), "is a file")
+
+
+def test_export_with_samples_of_the_wrong_shape(model_path, tmp_path):
+    np.savez(tmp_path / "s.npz", x=np.zeros((2, 6, 4), np.float32))
+    res = _run("export", model_path, "--out", tmp_path / "out", "--samples", tmp_path / "s.npz")
+    _one_line_failure(res, "InputShapeError")
+    assert not (tmp_path / "out").exists()
+
+
+def test_parity_failure_is_one_line_and_writes_nothing(model_path, tmp_path):
+    res = _run("export", model_path, "--out", tmp_path / "out", "--atol", "1e-30")
+    _one_line_failure(res, "ParityError", progress_first=True)
+    assert "worst element y[" in res.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_inspect_of_a_non_onnx_file(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a protobuf at all, just words")
+    _one_line_failure(_run("inspect", junk), "ModelFormatError")
+
+
+@pytest.mark.parametrize("command", ["export", "inspect"])
+def test_help_explains_every_option(command):
+    res = _run(command, "--help")
+    assert res.exit_code == 0
+    options = {"export": ["--out", "--variants", "--chunk", "--opset", "--atol", "--samples", "--labels",
+                          "--uint8-scale"], "inspect": ["--json"]}[command]
+    for opt in options:
+        line = next(line for line in res.stdout.splitlines() if line.strip().startswith(opt))
+        assert len(line.split(opt, 1)[1].strip()) > 10, f"{opt} has no help text"
