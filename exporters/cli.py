@@ -36,9 +36,11 @@ def cli() -> None:
 
 def _register() -> None:
     from .export_cmd import export_command, inspect_command
+    from .quantize_cmd import quantize_command
 
     cli.add_command(export_command)
     cli.add_command(inspect_command)
+    cli.add_command(quantize_command)
 
 
 _register()

@@ -1,0 +1,181 @@
+"""Graph clean-up after quantization: one copy of each weight, no dead tensors.
+
+An unrolled variant uses each recurrent weight once per time step. After
+quantization every step must read the same int8 initializer through one
+DequantizeLinear, never a copy of its own, or the int8 file grows with the
+chunk length. `share_weights` merges initializers with identical content and
+nodes that compute the same thing from constants only (e.g. two
+DequantizeLinear of one weight), drops initializers nothing reads, and drops
+`value_info` (shape annotations added by pre-processing, which onnxruntime
+re-infers). It returns what it merged so the report can show it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+NONDETERMINISTIC = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial")
+
+
+def _graphs(graph):
+    """`graph` and every subgraph in it (Loop/If/Scan bodies), outermost first."""
+    from onnx import AttributeProto
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _graphs(sub)
+
+
+def _rename_inputs(graph, rename: dict) -> None:
+    """Point every node input (in subgraphs too: ONNX names are unique across scopes) at its new name."""
+    if not rename:
+        return
+    for g in _graphs(graph):
+        for node in g.node:
+            for i, name in enumerate(node.input):
+                if name in rename:
+                    node.input[i] = rename[name]
+
+
+def _content_key(tensor) -> bytes:
+    from onnx import TensorProto
+
+    copy = TensorProto()
+    copy.CopyFrom(tensor)
+    copy.name = ""
+    copy.ClearField("doc_string")
+    return copy.SerializeToString()
+
+
+def _merge_initializers(graph) -> int:
+    protected = {i.name for i in graph.input} | {o.name for o in graph.output}
+    first, rename, keep = {}, {}, []
+    for init in graph.initializer:
+        if init.name in protected or init.data_location == 1:  # external data: leave alone
+            keep.append(init)
+            continue
+        key = _content_key(init)
+        if key in first:
+            rename[init.name] = first[key]
+        else:
+            first[key] = init.name
+            keep.append(init)
+    if rename:
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+        _rename_inputs(graph, rename)
+    return len(rename)
+
+
+def _merge_constant_nodes(graph) -> int:
+    """Merge nodes of the main graph that read only initializers and compute the same thing."""
+    consts = {i.name for i in graph.initializer}
+    protected = {o.name for o in graph.output}
+    seen, rename, drop = {}, {}, []
+    for idx, node in enumerate(graph.node):
+        if (not node.input or not all(n in consts for n in node.input) or node.op_type in NONDETERMINISTIC
+                or any(o in protected for o in node.output)):
+            continue
+        key = (node.domain, node.op_type, tuple(node.input),
+               tuple(a.SerializeToString() for a in sorted(node.attribute, key=lambda a: a.name)))
+        if key in seen:
+            kept = graph.node[seen[key]]
+            rename.update(zip(node.output, kept.output))
+            drop.append(idx)
+        else:
+            seen[key] = idx
+    if drop:
+        for idx in reversed(drop):
+            del graph.node[idx]
+        _rename_inputs(graph, rename)
+    return len(drop)
+
+
+def _drop_unused_initializers(graph) -> int:
+    used = {o.name for o in graph.output}
+    for g in _graphs(graph):
+        for node in g.node:
+            used.update(node.input)
+    used.update(x.name for x in graph.input)
+    keep = [i for i in graph.initializer if i.name in used]
+    dropped = len(graph.initializer) - len(keep)
+    if dropped:
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+    return dropped
+
+
+def share_weights(model) -> dict:
+    """Deduplicate `model` in place; returns counts of what was merged or dropped."""
+    graph = model.graph
+    merged_init = _merge_initializers(graph)
+    merged_nodes = _merge_constant_nodes(graph)
+    merged_init += _merge_initializers(graph)  # merged nodes can expose more equal constants
+    dropped = _drop_unused_initializers(graph)
+    value_info = len(graph.value_info)
+    del graph.value_info[:]
+    return {"initializers_merged": merged_init, "constant_nodes_merged": merged_nodes,
+            "initializers_dropped": dropped, "value_info_dropped": value_info}
+
+
+def weight_bytes(model) -> dict:
+    """Bytes of initializers by element type name ('int8', 'float', ...), to see where the size is."""
+    from onnx import TensorProto
+
+    out = Counter()
+    for init in model.graph.initializer:
+        size = len(init.raw_data) or (len(init.float_data) * 4 + len(init.int32_data) * 4
+                                      + len(init.int64_data) * 8 + len(init.double_data) * 8)
+        out[TensorProto.DataType.Name(init.data_type).lower()] += size
+    return dict(sorted(out.items()))
+
+
+
+def names_in(model) -> set:
+    """Every tensor and node name of a model's main graph."""
+    g = model.graph
+    names = {i.name for i in g.initializer} | {i.name for i in g.input} | {o.name for o in g.output}
+    for node in g.node:
+        names.update(node.input)
+        names.update(node.output)
+        names.add(node.name)
+    return names
+
+
+def shorten_new_names(model, original: set) -> int:
+    """Give tensors and nodes the quantizer created (names not in `original`) short names.
+
+    onnxruntime names each tensor it adds after its source with suffixes such as
+    `_QuantizeLinear_Output`; in an unrolled graph with a Q/DQ pair per step
+    those strings outweigh the int8 weights. Original names, graph inputs and
+    outputs are kept. Returns how many names changed.
+    """
+    g = model.graph
+    protected = {i.name for i in g.input} | {o.name for o in g.output}
+    taken = set(original) | names_in(model)
+    rename, counter = {}, 0
+
+    def short(prefix: str) -> str:
+        nonlocal counter
+        while f"{prefix}{counter}" in taken:
+            counter += 1
+        name = f"{prefix}{counter}"
+        taken.add(name)
+        return name
+
+    for init in g.initializer:
+        if init.name not in original and init.name not in protected:
+            rename[init.name] = init.name = short("q")
+    for node in g.node:
+        for i, out in enumerate(node.output):
+            if out and out not in original and out not in protected:
+                rename[out] = node.output[i] = short("q")
+        if node.name and node.name not in original:
+            node.name = short("n")
+    _rename_inputs(g, rename)
+    return len(rename)

@@ -1,0 +1,72 @@
+"""The `rnnx quantize` command (registered in cli.py)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import click
+
+from .cli import one_line_errors
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mode", required=True,
+              help="int8-dynamic (DynamicQuantizeLSTM, integer MatMul/Conv), int8-static (QDQ, needs "
+                   "--calibration) or fp16 (float16 weights, float32 inputs/outputs).")
+@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path),
+              help="The quantized .onnx file to write.")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration samples for int8-static: a .npz with array 'x' shaped like the model input "
+                   "(N, T, ...). Stream/unrolled models get their states from the fp32 model, chunk by chunk.")
+@click.option("--calibration-method", default="minmax", show_default=True,
+              help="int8-static calibrator: minmax, entropy or percentile.")
+@click.option("--per-channel", is_flag=True, default=False, help="Per-channel weight scales (int8 modes).")
+@click.option("--eval", "evaluation", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Evaluation samples: a .npz with 'x' and integer labels 'y'. Enables the accuracy gate.")
+@click.option("--max-drop", default=1.0, show_default=True, type=float,
+              help="Largest accepted accuracy drop against fp32, in percentage points (needs --eval).")
+@click.option("--force", is_flag=True, default=False, help="Replace --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the whole report as JSON.")
+@one_line_errors
+def quantize_command(model, mode, out_file, calibration, calibration_method, per_channel, evaluation,
+                     max_drop, force, as_json):
+    """Quantize MODEL (an rnnx .onnx export) and check what it costs in accuracy.
+
+    Prints size before/after, max |Δ| and argmax agreement against fp32, and with
+    --eval the accuracy of both; a drop above --max-drop fails the command and
+    writes nothing. Notes (e.g. a GRU op that stays float) go to stderr.
+    """
+    from .quantize import quantize_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the report carries every warning; printed below
+        report = quantize_model(model, out_file, mode, calibration=calibration, per_channel=per_channel,
+                                method=calibration_method, evaluation=evaluation, max_drop=max_drop,
+                                force=force,
+                                progress=lambda msg: click.echo(f"rnnx quantize: {msg}", err=True))
+    for text in report["warnings"]:
+        click.echo(f"rnnx quantize: warning: {text}", err=True)
+    for text in report["notes"]:
+        click.echo(f"rnnx quantize: note: {text}", err=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    click.echo(summary(report))
+
+
+def summary(report: dict) -> str:
+    """One line: mode, file, size, recurrent weights, agreement and accuracy."""
+    size, agree, acc = report["size"], report["agreement"], report["accuracy"]
+    parts = [report["mode"], report["output"],
+             f"size {size['fp32_bytes']} -> {size['bytes']} bytes ({size['ratio']:.0%})",
+             f"recurrent weights {report['recurrent_weights']}",
+             f"max|d| {agree['max_abs_diff']:.3g} vs fp32 on {agree['samples']} {agree['data']} samples"]
+    if agree["argmax_agreement"] is not None:
+        parts.append(f"argmax agreement {agree['argmax_agreement']:.4f}")
+    if acc is not None:
+        parts.append(f"accuracy {acc['fp32']:.4f} -> {acc['quantized']:.4f} "
+                     f"(drop {acc['drop_points']:.2f} pts, max {acc['max_drop']:g})")
+    return "\t".join(parts)
