@@ -19,15 +19,24 @@ MODEL_NAMES = ("lstm", "gru", "cnn_lstm", "char_gru")
 TASK_OF = {"lstm": "rows", "gru": "rows", "cnn_lstm": "clips", "char_gru": "chars"}
 
 
-def build(name: str, cfg: dict, input_shape: tuple, n_out: int):
-    """Build and compile model ``name`` for inputs of ``input_shape`` (no batch axis)."""
+def build(name: str, cfg: dict, input_shape: tuple, n_out: int, decay_steps: int | None = None):
+    """Build and compile model ``name`` for inputs of ``input_shape`` (no batch axis).
+
+    With ``decay_steps`` the learning rate follows a cosine decay to zero over
+    that many optimizer steps (the whole training run).
+    """
     builders = {"lstm": _rows_rnn, "gru": _rows_rnn, "cnn_lstm": _cnn_lstm, "char_gru": _char_gru}
     if name not in builders:
         raise ConfigError(f"unknown model {name!r}; expected one of {list(MODEL_NAMES)}")
     model = builders[name](name, dict(cfg or {}), tuple(input_shape), int(n_out))
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(cfg.get("learning_rate", 1e-3))),
+    rate = cfg.get("learning_rate", 1e-3)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate < 1:
+        raise ConfigError(f"model parameter 'learning_rate' must be a number in (0, 1), got {rate!r}")
+    if decay_steps:
+        rate = keras.optimizers.schedules.CosineDecay(float(rate), decay_steps=int(decay_steps))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate),
                   loss="sparse_categorical_crossentropy" if name != "char_gru" else "categorical_crossentropy",
                   metrics=["accuracy"])
     return model

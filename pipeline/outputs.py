@@ -1,16 +1,18 @@
-"""Atomic outputs: write to a temporary name in the target folder, then rename.
+"""Atomic outputs of the pipeline stages (temp file in the target folder, then rename).
 
-A stage that fails half-way leaves the previous output (or none), never a
-half-written one.
+JSON and bytes go through `exporters.atomic` (creating the folder first);
+this adds what only the stages need: a temporary path for writers that want a file name (Keras' model.save)
+and the per-epoch CSV that DVC plots read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
+
+from exporters import atomic
 
 
 @contextlib.contextmanager
@@ -30,15 +32,15 @@ def atomic_path(path: str | Path):
 
 
 def write_json(path: str | Path, data) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(path, data)
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:
     fields = list(rows[0]) if rows else []
     lines = [",".join(fields)] + [",".join(_cell(r[f]) for f in fields) for r in rows]
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def _cell(value) -> str:

@@ -86,16 +86,24 @@ def train_classifier(name: str, params: dict, ds: data.Dataset):
     cfg = section(params, "train", name)
     splits = task_splits(name, params, ds)
     train, val, test = splits["train"], splits["val"], splits["test"]
+    import keras
+
     seed_everything(int(params.get("seed", 0)))
-    model = models.build(name, cfg, train.x.shape[1:], len(train.labels))
-    epochs = integer(cfg, "epochs", 10)
+    epochs, batch_size = integer(cfg, "epochs", 10), integer(cfg, "batch_size", 128)
+    steps = epochs * -(-len(train.y) // batch_size)
+    model = models.build(name, cfg, train.x.shape[1:], len(train.labels),
+                         decay_steps=steps if cfg.get("cosine_decay", True) else None)
+    callbacks = [EpochLog(name, epochs)]
+    if cfg.get("keep_best", True):   # the epoch with the best validation accuracy (held out of train)
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=epochs,
+                                                       restore_best_weights=True))
     t0 = time.perf_counter()
     hist = model.fit(train.x, train.y, validation_data=(val.x, val.y), epochs=epochs,
-                     batch_size=integer(cfg, "batch_size", 128), verbose=0,
-                     callbacks=[EpochLog(name, epochs)])
+                     batch_size=batch_size, verbose=0, callbacks=callbacks)
     seconds = time.perf_counter() - t0
     loss, acc = model.evaluate(test.x, test.y, batch_size=512, verbose=0)
-    metrics = {"test_accuracy": float(acc), "test_loss": float(loss), "epochs": epochs,
+    best = int(np.argmax(hist.history["val_accuracy"])) + 1 if cfg.get("keep_best", True) else epochs
+    metrics = {"test_accuracy": float(acc), "test_loss": float(loss), "epochs": epochs, "best_epoch": best,
                "train_seconds": round(seconds, 1), "n_train": int(len(train.y)),
                "n_test": int(len(test.y)), "dataset": ds.name, "classes": len(train.labels)}
     if models.TASK_OF[name] == "clips":
