@@ -146,8 +146,8 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
     out = _check_out_dir(out_dir)
     label_list = _read_labels(labels)
     model, source = _load(model_or_path, name)
-    original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
     ref, dynamic_time = reference.reference_model(model)
+    original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
     plan = planning.make(ref)
     streams = [v for v in variants if v != "full"]
     if streams and plan.stream_blocker:

@@ -117,7 +117,8 @@ class GraphBuilder:
         opsets = [helper.make_opsetid("", opset)]
         opsets += [helper.make_opsetid(d, v) for d, v in sorted(self.opsets.items())]
         model = helper.make_model(graph, opset_imports=opsets, producer_name="rnnx")
-        model.ir_version = min(model.ir_version, 9)
+        # The lowest IR version the opsets allow: older runtimes load it too.
+        model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
         for key, value in (metadata or {}).items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value

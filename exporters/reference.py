@@ -79,6 +79,12 @@ def reference_model(model):
     Tries a dynamic time axis first and keeps the model's own time length when
     the layers need it. Returns (copy, time_is_dynamic).
     """
+    import keras
+
+    if not isinstance(model, keras.Sequential) and type(model).__name__ != "Functional":
+        raise UnsupportedLayerError(
+            f"model {model.name!r} is a subclassed {type(model).__name__}; rnnx exports Sequential and "
+            "functional Keras models, whose layers it can read from their config")
     if has_lambda(model):
         raise UnsupportedLayerError(
             f"model {model.name!r} has a Lambda layer; rnnx keeps Keras safe_mode on and never runs "

@@ -155,3 +155,20 @@ def test_a_model_that_is_not_a_chain_falls_back_for_full_and_cannot_stream(tmp_p
     assert res.report["variants"]["full"]["parity"]["max_abs_diff"] <= 1e-5
     with pytest.raises(UnsupportedLayerError, match="not a single chain"):
         export_model(model, tmp_path / "out2", variants=("stream",))
+
+
+def test_a_subclassed_model_is_refused(tmp_path):
+    import keras
+
+    class Custom(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = keras.layers.LSTM(3)
+
+        def call(self, x):
+            return self.rnn(x)
+
+    model = Custom()
+    model(np.zeros((1, 4, 2), np.float32))
+    with pytest.raises(UnsupportedLayerError, match="subclassed"):
+        export_model(model, tmp_path / "out")
