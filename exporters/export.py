@@ -147,7 +147,6 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
     label_list = _read_labels(labels)
     model, source = _load(model_or_path, name)
     ref, dynamic_time = reference.reference_model(model)
-    original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
     plan = planning.make(ref)
     streams = [v for v in variants if v != "full"]
     if streams and plan.stream_blocker:
@@ -158,70 +157,31 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
     n_out = plan.output_shape[-1]
     if label_list is not None and n_out is not None and len(label_list) != n_out:
         raise ConfigError(f"{len(label_list)} labels given; the model output has {n_out} values per prediction")
-
-    if samples is None:
-        steps = samples_mod.steps_for(plan, dynamic_time=dynamic_time, original_steps=original_steps, chunk=chunk)
-        x, sample_source = samples_mod.random(plan, steps=steps), "random"
-    else:
-        raw, _ = samples_mod.read(samples)
-        x = samples_mod.check(raw, plan, fixed_steps=None if dynamic_time else plan.input_shape[1])
-        sample_source = f"file:{Path(samples).name}" if isinstance(samples, (str, Path)) else "array"
-    if streams:
-        usable = x.shape[1] - x.shape[1] % chunk
-        if usable < chunk:
-            raise ConfigError(f"chunk {chunk} is longer than the {x.shape[1]} steps of the samples")
-    # Inputs are all checked: a bad one fails above before any progress line is printed.
+    original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
+    x, sample_source = _samples(samples, plan, dynamic_time, original_steps, chunk, bool(streams))
+    # Inputs are all checked: a bad one fails above, before any progress line is printed.
     say(f"loaded {source['name']!r} ({len(model.layers)} layers, {len(plan.recurrent)} recurrent); "
         f"validating on {x.shape[0]} {sample_source} samples of {x.shape[1]} steps")
+
     keras_full = _keras(ref, x)
-
-    built, figures, cache, onnx_full = {}, {}, {}, None
+    built, entries, cache, onnx_full = {}, {}, {}, None
     for variant in variants:
-        say(f"{variant}: building")
-        converter, reason = "rnnx", None
-        if variant == "full" and plan.native_blocker:
-            converter, reason = "fallback: tf2onnx", plan.native_blocker
-            say(f"full: {reason}; falling back to tf2onnx for the whole model")
-            proto = fallback.convert(ref, plan, opset)
-        else:
-            proto = build.build(plan, variant, chunk=chunk, opset=opset, name=source["name"], cache=cache)
-        blob = _serialize(proto)
-        say(f"{variant}: validating against Keras")
-        if variant == "full":
-            parity, onnx_full = validate.validate_full(blob, x, keras_full, atol=atol)
-        else:
-            xs = x[:, :x.shape[1] - x.shape[1] % chunk]
-            keras_stream = keras_full if xs.shape[1] == x.shape[1] else _keras(ref, xs)
-            full_cmp = onnx_full if onnx_full is not None and xs.shape[1] == x.shape[1] else None
-            parity = validate.validate_stream(
-                variant, blob, xs, keras_first=_keras(ref, xs[:, :chunk]), keras_full=keras_stream,
-                onnx_full=full_cmp, state_specs=build.state_layout(plan), chunk=chunk,
-                per_step=plan.per_step_output, atol=atol)
-        parity = {"atol": atol, **parity}
-        say(f"{variant}: max |onnx - keras| {parity['max_abs_diff']:.3g}"
-            + (f", streamed {parity['streamed_max_abs_diff']:.3g}" if "streamed_max_abs_diff" in parity else ""))
-        built[variant] = proto
-        figures[variant] = {"converter": converter, "fallback_reason": reason, "parity": parity}
-
-    paths, report_variants = {}, {}
-    for variant, proto in built.items():
-        meta = _metadata(plan, variant, chunk, proto, ref, source, figures[variant]["parity"],
-                         label_list, uint8_scale)
+        proto, entry, onnx_y = _build_and_validate(variant, plan, ref, x, keras_full, onnx_full,
+                                                   chunk=chunk, opset=opset, atol=atol, name=source["name"],
+                                                   cache=cache, say=say)
+        onnx_full = onnx_y if variant == "full" else onnx_full
+        x_dims, y_dims = build.io_dims(plan, variant, chunk)
+        meta = metadata.describe(
+            variant=variant, chunk=chunk, x_dims=x_dims, x_dtype=plan.input_dtype, y_dims=y_dims,
+            per_step=plan.per_step_output, meaning=metadata.output_meaning(ref.layers[-1]),
+            labels=label_list, uint8_scale=uint8_scale, source=source, parity=entry["parity"],
+            states=build.state_layout(plan) if variant != "full" else [])
         metadata.attach(proto, meta)
-        blob = _serialize(proto)
-        ops = _op_counts(proto)
-        report_variants[variant] = {
-            "path": f"{variant}.onnx",
-            "file_bytes": len(blob),
-            "op_counts": ops,
-            "nodes": sum(ops.values()),
-            "rnn_ops": _rnn_ops(variant, ops),
-            "native_rnn_ops": any(op in ops for op in ("LSTM", "GRU", "RNN")),
-            **figures[variant],
-        }
-        built[variant] = blob
+        built[variant] = _serialize(proto)
+        entries[variant] = _variant_entry(variant, proto, built[variant], entry)
 
     out.mkdir(parents=True, exist_ok=True)
+    paths = {}
     for variant, blob in built.items():
         paths[variant] = write_bytes(out / f"{variant}.onnx", blob)
         say(f"{variant}: wrote {paths[variant]} ({len(blob)} bytes)")
@@ -230,19 +190,79 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
         "source": source,
         "input": {"shape": list(plan.input_shape), "dtype": plan.input_dtype, "time_axis": 1,
                   "dynamic_time": dynamic_time},
-        "output": {"shape": list(plan.output_shape), "per_step": plan.per_step_output,
-                   "labels": label_list},
-        "recurrent_layers": [{"index": k, "name": layer.name, "type": type(layer).__name__,
-                              "units": int(getattr(getattr(layer, "cell", None), "units", 0) or 0) or None,
-                              "return_sequences": bool(getattr(layer, "return_sequences", False))}
-                             for k, layer in enumerate(plan.recurrent)],
+        "output": {"shape": list(plan.output_shape), "per_step": plan.per_step_output, "labels": label_list},
+        "recurrent_layers": [_layer_entry(k, layer) for k, layer in enumerate(plan.recurrent)],
         "chunk": chunk, "opset": opset, "atol": atol,
         "samples": {"source": sample_source, "n": int(x.shape[0]), "steps": int(x.shape[1])},
-        "variants": report_variants,
+        "variants": entries,
     }
     write_json(out / REPORT_NAME, report)
     say(f"wrote {out / REPORT_NAME}")
     return ExportResult(paths=paths, report=report)
+
+
+def _samples(samples, plan, dynamic_time, original_steps, chunk, streaming) -> tuple[np.ndarray, str]:
+    """The validation inputs (checked) and where they came from."""
+    if samples is None:
+        steps = samples_mod.steps_for(plan, dynamic_time=dynamic_time, original_steps=original_steps, chunk=chunk)
+        x, source = samples_mod.random(plan, steps=steps), "random"
+    else:
+        raw, _ = samples_mod.read(samples)
+        x = samples_mod.check(raw, plan, fixed_steps=None if dynamic_time else plan.input_shape[1])
+        source = f"file:{Path(samples).name}" if isinstance(samples, (str, Path)) else "array"
+    if streaming and x.shape[1] < chunk:
+        raise ConfigError(f"chunk {chunk} is longer than the {x.shape[1]} steps of the samples")
+    return x, source
+
+
+def _build_and_validate(variant, plan, ref, x, keras_full, onnx_full, *, chunk, opset, atol, name, cache, say):
+    """Build one variant and check it against Keras; returns (proto, report entry, onnx output)."""
+    say(f"{variant}: building")
+    converter, reason = "rnnx", None
+    if variant == "full" and plan.native_blocker:
+        converter, reason = "fallback: tf2onnx", plan.native_blocker
+        say(f"full: {reason}; falling back to tf2onnx for the whole model")
+        proto = fallback.convert(ref, plan, opset)
+    else:
+        proto = build.build(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache)
+    blob = _serialize(proto)
+    say(f"{variant}: validating against Keras")
+    onnx_y = None
+    if variant == "full":
+        parity, onnx_y = validate.validate_full(blob, x, keras_full, atol=atol)
+    else:
+        whole = x.shape[1] - x.shape[1] % chunk == x.shape[1]
+        xs = x if whole else x[:, :x.shape[1] - x.shape[1] % chunk]   # whole chunks only
+        parity = validate.validate_stream(
+            variant, blob, xs, keras_first=_keras(ref, xs[:, :chunk]),
+            keras_full=keras_full if whole else _keras(ref, xs),
+            onnx_full=onnx_full if whole else None, state_specs=build.state_layout(plan), chunk=chunk,
+            per_step=plan.per_step_output, atol=atol)
+    parity = {"atol": atol, **parity}
+    streamed = parity.get("streamed_max_abs_diff")
+    say(f"{variant}: max |onnx - keras| {parity['max_abs_diff']:.3g}"
+        + (f", streamed {streamed:.3g}" if streamed is not None else ""))
+    return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, onnx_y
+
+
+def _variant_entry(variant, proto, blob, entry) -> dict:
+    ops = _op_counts(proto)
+    return {
+        "path": f"{variant}.onnx",
+        "file_bytes": len(blob),
+        "op_counts": ops,
+        "nodes": sum(ops.values()),
+        "rnn_ops": _rnn_ops(variant, ops),
+        "native_rnn_ops": any(op in ops for op in ("LSTM", "GRU", "RNN")),
+        **entry,
+    }
+
+
+def _layer_entry(k, layer) -> dict:
+    cell = getattr(layer, "cell", None)
+    return {"index": k, "name": layer.name, "type": type(layer).__name__,
+            "units": int(cell.units) if cell is not None and hasattr(cell, "units") else None,
+            "return_sequences": bool(getattr(layer, "return_sequences", False))}
 
 
 def _serialize(proto) -> bytes:
@@ -261,13 +281,3 @@ def _rnn_ops(variant: str, ops: dict) -> str:
     if "Loop" in ops or "Scan" in ops:
         return "loop"
     return "unrolled" if variant == "unrolled" else "none"
-
-
-def _metadata(plan, variant, chunk, proto, ref, source, parity, labels, uint8_scale) -> dict:
-    x_dims, y_dims = build.io_dims(plan, variant, chunk)
-    last = ref.layers[-1]
-    return metadata.describe(
-        variant=variant, chunk=chunk, x_dims=x_dims, x_dtype=plan.input_dtype, y_dims=y_dims,
-        per_step=plan.per_step_output, meaning=metadata.output_meaning(last), labels=labels,
-        uint8_scale=uint8_scale, states=build.state_layout(plan) if variant != "full" else [],
-        source=source, parity=parity)
