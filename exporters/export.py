@@ -108,8 +108,11 @@ def _load(model_or_path, name):
     return model, source
 
 
-def _keras(ref, x) -> np.ndarray:
-    return np.asarray(ref(x, training=False), dtype=np.float32)
+def _keras(ref, x, batch: int = 256) -> np.ndarray:
+    """Keras reference outputs, computed in batches to bound memory on large sample sets."""
+    parts = [np.asarray(ref(x[i:i + batch], training=False), dtype=np.float32)
+             for i in range(0, len(x), batch)]
+    return np.concatenate(parts, axis=0)
 
 
 def _op_counts(model) -> dict:

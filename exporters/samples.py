@@ -14,7 +14,6 @@ from runtime.errors import InputValueError
 
 from .errors import ConfigError, DataError, InputShapeError
 
-MAX_SAMPLES = 16
 DEFAULT_STEPS = 8
 
 
@@ -58,7 +57,7 @@ def read(samples) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def check(x: np.ndarray, plan, *, fixed_steps: int | None) -> np.ndarray:
-    """Check `x` against the model input (batch, time, *features); keep the first MAX_SAMPLES."""
+    """Check `x` against the model input (batch, time, *features); all samples are kept."""
     feat = _feature_shape(plan)
     want = ("N", fixed_steps if fixed_steps is not None else "T", *feat)
     if (x.ndim != 2 + len(feat) or tuple(x.shape[2:]) != feat
@@ -67,7 +66,7 @@ def check(x: np.ndarray, plan, *, fixed_steps: int | None) -> np.ndarray:
                               "(samples, time steps, features of the model input)")
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise InputValueError("samples hold NaN or inf values; expected finite numbers")
-    return np.ascontiguousarray(x[:MAX_SAMPLES]).astype(plan.input_dtype)
+    return np.ascontiguousarray(x).astype(plan.input_dtype, copy=False)
 
 
 def steps_for(plan, *, dynamic_time: bool, original_steps: int | None, chunk: int) -> int:

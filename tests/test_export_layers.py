@@ -132,3 +132,14 @@ def test_metadata_labels_and_uint8_scale(tmp_path):
     assert c.source["name"] == "animals" and c.source["sha256_of"] == "weights"
     assert [(s.input, s.kind, s.units) for s in c.states] == [("h_in_0", "h", 9), ("c_in_0", "c", 9),
                                                               ("h_in_1", "h", 7)]
+
+
+def test_every_sample_given_is_validated_in_batches(tmp_path):
+    from exporters.export import export_model
+    from exporters.validate import BATCH
+
+    x = _x("simple_rnn", n=BATCH + 44, steps=4)
+    res = export_model(extra_model("simple_rnn"), tmp_path, variants=("full", "stream"), samples=x)
+    for variant in ("full", "stream"):
+        assert res.report["variants"][variant]["parity"]["n_samples"] == BATCH + 44
+        assert res.report["variants"][variant]["parity"]["max_abs_diff"] <= 1e-5
