@@ -153,7 +153,8 @@ def shorten_new_names(model, original: set) -> int:
     onnxruntime names each tensor it adds after its source with suffixes such as
     `_QuantizeLinear_Output`; in an unrolled graph with a Q/DQ pair per step
     those strings outweigh the int8 weights. Original names, graph inputs and
-    outputs are kept. Returns how many names changed.
+    outputs are kept, and so are the names of new weight tensors (one per weight,
+    e.g. `<weight>_quantized`). Returns how many names changed.
     """
     g = model.graph
     protected = {i.name for i in g.input} | {o.name for o in g.output}
@@ -169,7 +170,8 @@ def shorten_new_names(model, original: set) -> int:
         return name
 
     for init in g.initializer:
-        if init.name not in original and init.name not in protected:
+        weight = sum(1 for _ in init.dims) and _elements(init) > 16  # e.g. `<weight>_quantized`: keep
+        if init.name not in original and init.name not in protected and not weight:
             rename[init.name] = init.name = short("q")
     for node in g.node:
         for i, out in enumerate(node.output):
@@ -179,3 +181,10 @@ def shorten_new_names(model, original: set) -> int:
             node.name = short("n")
     _rename_inputs(g, rename)
     return len(rename)
+
+
+def _elements(tensor) -> int:
+    n = 1
+    for d in tensor.dims:
+        n *= d
+    return n

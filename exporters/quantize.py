@@ -49,6 +49,7 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 LOOP_OPS = ("Loop", "Scan")
 DEFAULT_CALIBRATION_LIMIT = 512
 SIZE_TARGET = 0.30  # int8 files should be at most this fraction of the fp32 file
+STATIC_OPS = ["MatMul", "Gemm", "Conv"]
 
 
 def applicable(mode: str, op_counts: dict) -> str | None:
@@ -106,7 +107,7 @@ def _int8_static(src: Path, work: Path, opts: dict):
     out = work / "quantized.onnx"
     quantize_static(str(model_in), str(out), reader, quant_format=QuantFormat.QDQ,
                     per_channel=opts["per_channel"], activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=method)
+                    weight_type=QuantType.QInt8, calibrate_method=method, op_types_to_quantize=STATIC_OPS)
     return _load(out), {"preprocess": pre, "calibration_batches": reader.calls}
 
 
