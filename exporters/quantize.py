@@ -29,8 +29,11 @@ raises QuantizationError and writes nothing. The file is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -257,12 +260,14 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         opts = {"per_channel": per_channel, "method": method, "info": info, "source_bytes": source_bytes,
                 "calibration_x": cal_x}
         try:
-            proto, figures = HANDLERS[mode](src, work, opts)
+            with _quantizer_output(say) as log:
+                proto, figures = HANDLERS[mode](src, work, opts)
         except RnnxError:
             raise
         except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise QuantizationError(f"{mode} quantization of {src.name} failed: {first}") from None
+        figures["quantizer_log"] = log
         shared = quant_graph.share_weights(proto)
         shared["names_shortened"] = quant_graph.shorten_new_names(proto, original_names)
         if info.meta is not None:
@@ -288,6 +293,30 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         write_bytes(dst, blob)
     say(f"{mode}: wrote {dst}")
     return report
+
+
+@contextlib.contextmanager
+def _quantizer_output(say):
+    """Catch what onnxruntime's quantizer prints (stdout) and logs (root logger), so that
+    stdout stays the caller's; each distinct line goes to `say` and into the report."""
+    lines: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+    root, handler, buf = logging.getLogger(), _Collect(level=logging.WARNING), io.StringIO()
+    root.addHandler(handler)  # with a handler present, logging.warning() adds no stderr handler
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield lines
+    finally:
+        root.removeHandler(handler)
+        lines.extend(line.strip() for line in buf.getvalue().splitlines() if line.strip())
+        unique = list(dict.fromkeys(lines))
+        lines[:] = unique
+        for line in unique:
+            say(f"onnxruntime: {line}")
 
 
 def _check_contract(path: Path, info: quant_data.ModelInfo, mode: str) -> None:
@@ -328,6 +357,7 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
                          "states": "carried from the fp32 model chunk by chunk" if info.streaming else None}
                         if mode == "int8-static" else None),
         "preprocess": figures.get("preprocess"),
+        "quantizer_log": figures.get("quantizer_log", []),
         "size": {"fp32_bytes": before_bytes, "bytes": after_bytes, "ratio": round(ratio, 4)},
         "weight_bytes": quant_graph.weight_bytes(proto),
         "shared_weights": shared,
@@ -372,7 +402,11 @@ def _gate(report: dict, max_drop: float, src: Path, mode: str) -> None:
         exc = QuantizationError(
             f"{mode} {src.name}: accuracy dropped {acc['drop_points']:.2f} points (fp32 {acc['fp32']:.4f} -> "
             f"{mode} {acc['quantized']:.4f} on {acc['samples']} samples), more than max_drop {max_drop:g}; "
-            f"argmax agreement with fp32 {report['agreement']['argmax_agreement']}; nothing written")
+            f"argmax agreement with fp32 {_fmt(report['agreement']['argmax_agreement'])}; nothing written")
         exc.report = report
         raise exc
 
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

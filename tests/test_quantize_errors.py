@@ -1,0 +1,201 @@
+"""Bad input to quantization: typed errors from the API, one-line errors from `rnnx quantize`,
+and nothing half-written either way."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx")
+
+import onnx  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from quantize_cases import case  # noqa: E402
+
+from exporters.cli import cli  # noqa: E402
+from exporters.errors import ConfigError, DataError, InputShapeError, ModelFormatError, QuantizationError  # noqa: E402
+from exporters.quantize import quantize_model  # noqa: E402
+from runtime.errors import UncheckedModelWarning  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lstm(fashion):
+    return case("lstm", fashion)
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["quantize", *map(str, args)], catch_exceptions=False)
+
+
+def _one_line_error(res, kind: str) -> str:
+    """The error is one line, `rnnx: Kind: message`, last on stderr (after any progress lines)."""
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("rnnx: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"rnnx: {kind}: "), res.stderr
+    assert res.stderr.strip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in res.output and not res.stdout
+    return errors[0]
+
+
+def test_cli_quantizes_and_prints_the_figures(lstm, tmp_path):
+    out = tmp_path / "q" / "stream.int8-dynamic.onnx"
+    res = _run(lstm.paths["stream"], "--mode", "int8-dynamic", "--out", out, "--eval", lstm.evaluation)
+    assert res.exit_code == 0, res.stderr
+    line = res.stdout.strip()
+    assert line.startswith(f"int8-dynamic\t{out}\tsize ") and "recurrent weights int8" in line
+    assert "accuracy " in line and "drop " in line and "argmax agreement" in line
+    assert "rnnx quantize: int8-dynamic: wrote" in res.stderr
+    assert out.exists()
+
+
+def test_cli_gru_note_and_static_with_options(fashion, tmp_path):
+    gru = case("gru", fashion)
+    res = _run(gru.paths["full"], "--mode", "int8-dynamic", "--out", tmp_path / "a.onnx")
+    assert res.exit_code == 0 and "note: onnxruntime has no quantized GRU op" in res.stderr
+    res = _run(gru.paths["unrolled"], "--mode", "int8-static", "--out", tmp_path / "b.onnx",
+               "--calibration", gru.calibration, "--calibration-method", "percentile", "--per-channel",
+               "--eval", gru.evaluation, "--max-drop", "3", "--json")
+    assert res.exit_code == 0, res.stderr
+    import json
+
+    report = json.loads(res.stdout)
+    assert report["calibration"]["method"] == "percentile" and report["per_channel"] is True
+    assert report["accuracy"]["max_drop"] == 3.0
+
+
+def test_gate_failure_is_one_line_and_writes_nothing(lstm, tmp_path):
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, x=np.load(lstm.calibration)["x"] * 50.0)
+    out = tmp_path / "u.onnx"
+    res = _run(lstm.paths["unrolled"], "--mode", "int8-static", "--calibration", damaged,
+               "--eval", lstm.evaluation, "--out", out)
+    line = _one_line_error(res, "QuantizationError")
+    assert "accuracy dropped" in line and "nothing written" in line
+    assert list(tmp_path.iterdir()) == [damaged]
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (lambda x: x[:, :, :20], "has shape (128, 28, 20); expected (N, T, 28)"),
+    (lambda x: x[:, :, :, None], "expected (N, T, 28)"),
+    (lambda x: (x * 255).astype(np.int64), "has dtype int64; expected float32"),
+    (lambda x: x.astype(str), "has dtype <U"),
+])
+def test_calibration_of_wrong_shape_or_dtype(lstm, tmp_path, bad, expected):
+    x = np.load(lstm.calibration)["x"]
+    path = tmp_path / "bad.npz"
+    np.savez(path, x=bad(x))
+    out = tmp_path / "out.onnx"
+    with pytest.raises(InputShapeError, match="calibration data 'x'") as err:
+        quantize_model(lstm.paths["full"], out, "int8-static", calibration=path)
+    assert expected in str(err.value)
+    line = _one_line_error(_run(lstm.paths["full"], "--mode", "int8-static", "--calibration", path,
+                                "--out", out), "InputShapeError")
+    assert expected in line
+    assert not out.exists()
+
+
+def test_stream_shape_message_names_the_chunk(lstm, tmp_path):
+    with pytest.raises(InputShapeError, match=r"expected \(N, T, 28\) with T a multiple of chunk 1"):
+        quantize_model(lstm.paths["stream"], tmp_path / "o.onnx", "int8-static",
+                       calibration=np.zeros((4, 28, 27), np.float32))
+
+
+def test_uint8_pixels_are_scaled_by_the_metadata(lstm, tmp_path):
+    x = (np.load(lstm.calibration)["x"] * 255).round().astype(np.uint8)
+    rep = quantize_model(lstm.paths["unrolled"], tmp_path / "o.onnx", "int8-static", calibration=x)
+    assert not rep["warnings"] and rep["calibration"]["samples"] == 128
+
+
+def test_evaluation_data_errors(lstm, tmp_path):
+    ev = np.load(lstm.evaluation)
+    no_labels = tmp_path / "nolabels.npz"
+    np.savez(no_labels, x=ev["x"])
+    with pytest.raises(DataError, match="no integer labels 'y'"):
+        quantize_model(lstm.paths["full"], tmp_path / "o.onnx", "fp16", evaluation=no_labels)
+    with pytest.raises(InputShapeError, match=r"labels 'y' have shape \(299,\); expected \(300,\)"):
+        quantize_model(lstm.paths["full"], tmp_path / "o.onnx", "fp16", evaluation=(ev["x"], ev["y"][:-1]))
+    with pytest.raises(InputShapeError, match="dtype float64; expected integer"):
+        quantize_model(lstm.paths["full"], tmp_path / "o.onnx", "fp16", evaluation=(ev["x"], ev["y"] * 1.0))
+    with pytest.raises(DataError, match="does not exist"):
+        quantize_model(lstm.paths["full"], tmp_path / "o.onnx", "fp16", evaluation=tmp_path / "none.npz")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_unknown_mode_method_and_bad_max_drop(lstm, tmp_path):
+    out = tmp_path / "o.onnx"
+    with pytest.raises(ConfigError, match="unknown quantization mode 'int4'; expected one of int8-dynamic"):
+        quantize_model(lstm.paths["full"], out, "int4")
+    with pytest.raises(ConfigError, match="unknown calibration method 'kl'"):
+        quantize_model(lstm.paths["full"], out, "int8-static", calibration=lstm.calibration, method="kl")
+    with pytest.raises(ConfigError, match="max_drop must be a number"):
+        quantize_model(lstm.paths["full"], out, "fp16", max_drop=-1)
+    with pytest.raises(ConfigError, match="int8-static needs calibration data"):
+        quantize_model(lstm.paths["full"], out, "int8-static")
+    line = _one_line_error(_run(lstm.paths["full"], "--mode", "int4", "--out", out), "ConfigError")
+    assert "int8-dynamic, int8-static, fp16" in line
+    _one_line_error(_run(lstm.paths["full"], "--mode", "fp16", "--out", out, "--calibration-method", "kl"),
+                    "ConfigError")
+    assert not out.exists()
+
+
+def test_existing_output_needs_force(lstm, tmp_path):
+    out = tmp_path / "o.onnx"
+    out.write_bytes(b"keep me")
+    with pytest.raises(ConfigError, match="already exists; pass --force"):
+        quantize_model(lstm.paths["full"], out, "fp16")
+    line = _one_line_error(_run(lstm.paths["full"], "--mode", "fp16", "--out", out), "ConfigError")
+    assert "already exists" in line and out.read_bytes() == b"keep me"
+    with pytest.raises(ConfigError, match="is the fp32 source itself"):
+        quantize_model(lstm.paths["full"], lstm.paths["full"], "fp16", force=True)
+    with pytest.raises(ConfigError, match="is a directory"):
+        quantize_model(lstm.paths["full"], tmp_path, "fp16", force=True)
+    assert _run(lstm.paths["full"], "--mode", "fp16", "--out", out, "--force").exit_code == 0
+    assert onnx.load(str(out)).graph.node  # replaced by the model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.onnx"]  # no temp files left behind
+
+
+def test_not_an_onnx_file_or_missing(lstm, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model at all")
+    with pytest.raises(ModelFormatError):
+        quantize_model(junk, tmp_path / "o.onnx", "fp16")
+    _one_line_error(_run(tmp_path / "missing.onnx", "--mode", "fp16", "--out", tmp_path / "o.onnx"),
+                    "ModelFormatError")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_already_quantized_source_is_refused(lstm, tmp_path):
+    q = tmp_path / "q.onnx"
+    quantize_model(lstm.paths["full"], q, "fp16")
+    with pytest.raises(QuantizationError, match="already quantized \\(precision 'fp16'\\)"):
+        quantize_model(q, tmp_path / "qq.onnx", "int8-dynamic")
+
+
+def test_plain_onnx_without_rnnx_metadata_is_quantized_with_a_warning(lstm, tmp_path):
+    model = onnx.load(str(lstm.paths["full"]))
+    del model.metadata_props[:]
+    plain = tmp_path / "plain.onnx"
+    onnx.save(model, str(plain))
+    with pytest.warns(UncheckedModelWarning, match="no 'rnnx' metadata"):
+        rep = quantize_model(plain, tmp_path / "plain.int8.onnx", "int8-static",
+                             calibration=lstm.calibration, evaluation=lstm.evaluation, max_drop=5)
+    assert rep["rnnx_metadata"] is False and rep["variant"] is None
+    assert any("no 'rnnx' metadata" in w for w in rep["warnings"])
+    assert rep["accuracy"]["drop_points"] <= 5
+    assert not onnx.load(str(tmp_path / "plain.int8.onnx")).metadata_props or \
+        "rnnx" not in {p.key for p in onnx.load(str(tmp_path / "plain.int8.onnx")).metadata_props}
+    res = _run(plain, "--mode", "int8-dynamic", "--out", tmp_path / "cli.onnx")
+    assert res.exit_code == 0 and "warning: plain.onnx has no 'rnnx' metadata" in res.stderr
+
+    # a plain stream model (several inputs) quantizes without data, but cannot be calibrated
+    stream = onnx.load(str(lstm.paths["stream"]))
+    del stream.metadata_props[:]
+    onnx.save(stream, str(tmp_path / "plain_stream.onnx"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UncheckedModelWarning)
+        with pytest.raises(ConfigError, match="only a single-input plain model can be evaluated"):
+            quantize_model(tmp_path / "plain_stream.onnx", tmp_path / "s.onnx", "int8-dynamic")
+        with pytest.raises(QuantizationError, match="calibration can only feed a single input"):
+            quantize_model(tmp_path / "plain_stream.onnx", tmp_path / "s.onnx", "int8-static",
+                           calibration=np.zeros((2, 1, 28), np.float32))
+    assert not (tmp_path / "s.onnx").exists()
