@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from .cli import one_line_errors
+
+# TensorFlow prints oneDNN and absl notices on stderr when it loads, before any
+# log level applies; the CLI promises one line per error there. Set before TF loads
+# (commands import it lazily); a value the user chose is kept.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def _variants(ctx, param, value):

@@ -99,3 +99,22 @@ def test_help_explains_every_option(command):
     for opt in options:
         line = next(line for line in res.stdout.splitlines() if line.strip().startswith(opt))
         assert len(line.split(opt, 1)[1].strip()) > 10, f"{opt} has no help text"
+
+
+def test_real_console_prints_exactly_one_line_on_error(tmp_path):
+    """Out of process, TensorFlow's load-time notices must not reach stderr either."""
+    import os
+    import subprocess
+    import sys
+
+    import zipfile
+
+    bogus = tmp_path / "bogus.keras"  # a zip, so Keras (and TensorFlow) load before it is refused
+    with zipfile.ZipFile(bogus, "w") as zf:
+        zf.writestr("notes.txt", "not a model")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    proc = subprocess.run([sys.executable, "-m", "exporters", "export", str(bogus), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("rnnx: ")
+    assert not (tmp_path / "o").exists()
