@@ -1,0 +1,144 @@
+"""DVC stage `quantize`: one model's ONNX exports -> int8/fp16 copies, gated on accuracy.
+
+    python -m pipeline.quantize NAME [--params params.yaml] [--models models] [--metrics metrics]
+
+For every mode in ``quantize.modes`` and every exported variant where the mode
+makes the recurrent weights smaller (`exporters.quantize.applicable`: not the
+native GRU op for int8, not native LSTM/GRU ops for static QDQ), writes
+``models/onnx/NAME/<variant>.<mode>.onnx``. Calibration samples come from the
+model's training split, evaluation samples from its test split (char_gru: the
+sentence). ``metrics/quantize/NAME.json`` holds every figure, the skipped
+pairs with the reason, and any gate failure; a gate failure fails the stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from pathlib import Path
+
+from exporters.errors import ConfigError, QuantizationError, RnnxError
+from pipeline import models, tasks
+from pipeline.outputs import write_json
+from pipeline.params import integer, load_params, section
+
+VARIANTS = ("full", "stream", "unrolled")
+
+
+def data_for(name: str, params: dict, n_cal: int, n_eval: int | None):
+    """(calibration x, evaluation x, evaluation y) of model `name`, without building whole splits."""
+    if name == "char_gru":
+        task = tasks.chars(section(params, "tasks", "chars").get("sentence", tasks.DEFAULT_SENTENCE))
+        return task.x, task.x, task.y.argmax(-1)
+    from pipeline import data
+    from pipeline.train import task_splits
+
+    p = copy.deepcopy(params)
+    p["data"]["train_limit"] = n_cal
+    if n_eval:
+        p["data"]["test_limit"] = n_eval
+    if models.TASK_OF[name] == "clips":
+        p.setdefault("train", {}).setdefault(name, {})["train_clips"] = n_cal
+    dcfg = section(p, "data")
+    ds = data.load(dcfg.get("dataset", "fashion_mnist"), dcfg.get("dir"), dcfg.get("allow_download"))
+    splits = task_splits(name, p, ds)
+    return splits["train"].x[:n_cal], splits["test"].x, splits["test"].y
+
+
+def settings(params: dict) -> dict:
+    from exporters.quantize import METHODS, MODES
+
+    cfg = section(params, "quantize")
+    modes = cfg.get("modes", list(MODES))
+    variants = cfg.get("variants", list(VARIANTS))
+    if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
+        raise ConfigError(f"quantize.modes must be a list among {list(MODES)}; got {modes!r}")
+    if not isinstance(variants, list) or any(v not in VARIANTS for v in variants):
+        raise ConfigError(f"quantize.variants must be a list among {list(VARIANTS)}; got {variants!r}")
+    method = cfg.get("calibration_method", "minmax")
+    if method not in METHODS:
+        raise ConfigError(f"quantize.calibration_method must be one of {list(METHODS)}; got {method!r}")
+    n_eval = cfg.get("eval_samples")
+    return {"modes": modes, "variants": variants, "method": method,
+            "per_channel": bool(cfg.get("per_channel", False)), "max_drop": cfg.get("max_drop", 1.0),
+            "n_cal": integer(cfg, "calibration_samples", 256),
+            "n_eval": integer(cfg, "eval_samples") if n_eval is not None else None}
+
+
+def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[dict, list[str]]:
+    """Quantize every applicable (variant, mode) of `name`; returns (metrics, gate failures)."""
+    from exporters.inspect_onnx import describe
+    from exporters.quantize import applicable, quantize_model
+
+    if name not in models.MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
+    cfg = settings(params)
+    cal_x, eval_x, eval_y = data_for(name, params, cfg["n_cal"], cfg["n_eval"])
+    say = lambda msg: print(f"[quantize {name}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"calibration {cal_x.shape}, evaluation {eval_x.shape}")
+    onnx_dir = models_dir / "onnx" / name
+    metrics: dict = {"calibration_samples": int(len(cal_x)), "eval_samples": int(len(eval_x)),
+                     "max_drop": cfg["max_drop"], "method": cfg["method"], "per_channel": cfg["per_channel"]}
+    failures = []
+    for mode in cfg["modes"]:
+        figures = metrics.setdefault(mode, {})
+        for variant in cfg["variants"]:
+            src = onnx_dir / f"{variant}.onnx"
+            if not src.is_file():
+                figures[variant] = {"skipped": f"{src} was not exported"}
+                continue
+            reason = applicable(mode, describe(src)["op_counts"])
+            if reason:
+                figures[variant] = {"skipped": reason}
+                say(f"{variant}.{mode}: skipped: {reason}")
+                continue
+            try:
+                rep = quantize_model(src, onnx_dir / f"{variant}.{mode}.onnx", mode,
+                                     calibration=cal_x if mode == "int8-static" else None,
+                                     per_channel=cfg["per_channel"], method=cfg["method"],
+                                     evaluation=(eval_x, eval_y), max_drop=cfg["max_drop"], force=True,
+                                     progress=lambda msg, v=variant: say(f"{v}: {msg}"))
+            except QuantizationError as exc:
+                failures.append(f"{variant}.{mode}: {exc}")
+                rep = getattr(exc, "report", None)
+                figures[variant] = {"failed": str(exc), **(_figures(rep) if rep else {})}
+                continue
+            figures[variant] = _figures(rep)
+    metrics["failures"] = failures
+    write_json(metrics_dir / "quantize" / f"{name}.json", metrics)
+    return metrics, failures
+
+
+def _figures(rep: dict) -> dict:
+    """The numbers DVC shows (flat where possible)."""
+    acc, agree = rep["accuracy"] or {}, rep["agreement"] or {}
+    return {
+        "fp32_bytes": rep["size"]["fp32_bytes"], "bytes": rep["size"]["bytes"], "size_ratio": rep["size"]["ratio"],
+        "accuracy_fp32": acc.get("fp32"), "accuracy": acc.get("quantized"), "drop_points": acc.get("drop_points"),
+        "max_abs_diff": agree.get("max_abs_diff"), "argmax_agreement": agree.get("argmax_agreement"),
+        "recurrent_weights": rep["recurrent_weights"], "notes": rep["notes"], "warnings": rep["warnings"],
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.quantize", description=__doc__.splitlines()[0])
+    ap.add_argument("name", help=f"model to quantize: one of {', '.join(models.MODEL_NAMES)}")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--models", default="models", type=Path)
+    ap.add_argument("--metrics", default="metrics", type=Path)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        _, failures = run(args.name, load_params(args.params), args.models, args.metrics)
+    except RnnxError as exc:
+        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for line in failures:
+        print(f"rnnx: QuantizationError: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
