@@ -35,9 +35,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from .bench_cmd import bench_command
     from .export_cmd import export_command, inspect_command
     from .quantize_cmd import quantize_command
 
+    cli.add_command(bench_command)
     cli.add_command(export_command)
     cli.add_command(inspect_command)
     cli.add_command(quantize_command)

@@ -1,0 +1,58 @@
+"""The `rnnx bench` command (registered in cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cli import one_line_errors
+
+
+@click.command("bench")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--keras", "keras_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The Keras model the files were exported from: parity vs Keras, and the TensorFlow "
+                   "(model(x), tf.function, XLA, predict_on_batch) and LiteRT baselines.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Test set: a .npz with 'x' (samples, steps, ...) and integer labels 'y'. "
+                   "Default: random inputs (no accuracy).")
+@click.option("--providers", default=None,
+              help="Comma-separated execution providers, e.g. cpu,cuda. Default: cpu, and cuda when "
+                   "available; a provider named here that cannot run is an error.")
+@click.option("--batch", "batches", default="1,64,256", show_default=True,
+              help="Batch sizes: 1 gives latency, larger ones throughput.")
+@click.option("--threads", default="1,all", show_default=True,
+              help="Thread settings: integers or 'all' (the usable cores).")
+@click.option("--reps", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per latency figure (throughput: reps/10, at least 5).")
+@click.option("--no-litert", is_flag=True, default=False, help="Skip the LiteRT baseline.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every figure here (JSON, written atomically).")
+@one_line_errors
+def bench_command(target, keras_file, data, providers, batches, threads, reps, no_litert, json_out):
+    """Benchmark TARGET (a model directory of rnnx exports, or one .onnx file).
+
+    Every variant and precision file is run on each provider: accuracy and parity
+    against Keras, latency p50/p90/p99 at batch 1, throughput at larger batches
+    with each thread setting, streaming step latency, size and load time, next to
+    the TensorFlow and LiteRT baselines on the same inputs. Progress goes to
+    stderr, a summary to stdout.
+    """
+    from .atomic import write_json
+    from .bench import benchmark
+    from .bench_data import load_npz
+    from .bench_text import render
+
+    x, y = load_npz(data) if data is not None else (None, None)
+    result = benchmark(target, keras=keras_file, x=x, y=y,
+                       providers=providers.split(",") if providers else None,
+                       strict_providers=providers is not None, batches=batches, threads=threads,
+                       reps=reps, litert=not no_litert,
+                       progress=lambda msg: click.echo(f"rnnx bench: {msg}", err=True))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(json_out, result)
+    click.echo(render(result))
+    if json_out is not None:
+        click.echo(f"wrote {json_out}")
