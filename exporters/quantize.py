@@ -157,7 +157,7 @@ def _check_paths(src, dst, force: bool) -> tuple[Path, Path]:
     return src, dst
 
 
-def _model_info(path: Path) -> quant_data.ModelInfo:
+def model_info(path: Path) -> quant_data.ModelInfo:
     info = describe(path)  # ModelFormatError for a missing or non-ONNX file
     meta = info["rnnx"]
     contract = None
@@ -220,7 +220,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
     say = progress or (lambda _msg: None)
     max_drop = _check_options(mode, method, per_channel, max_drop, calibration_limit)
     src, dst = _check_paths(src, dst, force)
-    info = _model_info(src)
+    info = model_info(src)
     notes, warn = [], []
     if info.contract is None:
         text = (f"{src.name} has no 'rnnx' metadata (not an rnnx export): variant, states, labels and "
@@ -281,7 +281,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         blob = proto.SerializeToString()
         out_path = work / "final.onnx"
         out_path.write_bytes(blob)
-        after = _model_info(out_path)
+        after = model_info(out_path)
         _check_io(info, after, mode)
         _check_contract(out_path, info, mode)
         report = _report(src, dst, mode, info, after, len(source_bytes), len(blob), figures, shared,
