@@ -167,12 +167,12 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
         f"validating on {x.shape[0]} {sample_source} samples of {x.shape[1]} steps")
 
     keras_full = _keras(ref, x)
-    built, entries, cache, onnx_full = {}, {}, {}, None
+    built, entries, cache, full_session = {}, {}, {}, None
     for variant in variants:
-        proto, entry, onnx_y = _build_and_validate(variant, plan, ref, x, keras_full, onnx_full,
-                                                   chunk=chunk, opset=opset, atol=atol, name=source["name"],
-                                                   cache=cache, say=say)
-        onnx_full = onnx_y if variant == "full" else onnx_full
+        proto, entry, session = _build_and_validate(variant, plan, ref, x, keras_full, full_session,
+                                                    chunk=chunk, opset=opset, atol=atol, name=source["name"],
+                                                    cache=cache, say=say)
+        full_session = session if variant == "full" else full_session
         x_dims, y_dims = build.io_dims(plan, variant, chunk)
         meta = metadata.describe(
             variant=variant, chunk=chunk, x_dims=x_dims, x_dtype=plan.input_dtype, y_dims=y_dims,
@@ -218,8 +218,11 @@ def _samples(samples, plan, dynamic_time, original_steps, chunk, streaming) -> t
     return x, source
 
 
-def _build_and_validate(variant, plan, ref, x, keras_full, onnx_full, *, chunk, opset, atol, name, cache, say):
-    """Build one variant and check it against Keras; returns (proto, report entry, onnx output)."""
+def _build_and_validate(variant, plan, ref, x, keras_full, full_session, *, chunk, opset, atol, name, cache, say):
+    """Build one variant and check it against Keras (streams also against `full_session`).
+
+    Returns (proto, report entry, onnxruntime session of the variant).
+    """
     say(f"{variant}: building")
     converter, reason = "rnnx", None
     if variant == "full" and plan.native_blocker:
@@ -230,22 +233,22 @@ def _build_and_validate(variant, plan, ref, x, keras_full, onnx_full, *, chunk, 
         proto = build.build(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache)
     blob = _serialize(proto)
     say(f"{variant}: validating against Keras")
-    onnx_y = None
+    session = validate.session(blob)
     if variant == "full":
-        parity, onnx_y = validate.validate_full(blob, x, keras_full, atol=atol)
+        parity = validate.validate_full(session, x, keras_full, atol=atol)
     else:
-        whole = x.shape[1] - x.shape[1] % chunk == x.shape[1]
+        whole = x.shape[1] % chunk == 0
         xs = x if whole else x[:, :x.shape[1] - x.shape[1] % chunk]   # whole chunks only
         parity = validate.validate_stream(
-            variant, blob, xs, keras_first=_keras(ref, xs[:, :chunk]),
+            variant, session, xs, keras_first=_keras(ref, xs[:, :chunk]),
             keras_full=keras_full if whole else _keras(ref, xs),
-            onnx_full=onnx_full if whole else None, state_specs=build.state_layout(plan), chunk=chunk,
-            per_step=plan.per_step_output, atol=atol)
+            onnx_full=validate.run_full(full_session, xs) if full_session is not None else None,
+            state_specs=build.state_layout(plan), chunk=chunk, per_step=plan.per_step_output, atol=atol)
     parity = {"atol": atol, **parity}
     streamed = parity.get("streamed_max_abs_diff")
     say(f"{variant}: max |onnx - keras| {parity['max_abs_diff']:.3g}"
         + (f", streamed {streamed:.3g}" if streamed is not None else ""))
-    return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, onnx_y
+    return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, session
 
 
 def _variant_entry(variant, proto, blob, entry) -> dict:

@@ -70,15 +70,19 @@ def check_names(sess, variant: str, inputs: list[str], outputs: list[str]) -> No
     _require(variant, "output names", [o.name for o in sess.get_outputs()], outputs)
 
 
-def validate_full(model_bytes: bytes, x: np.ndarray, keras_y: np.ndarray, *, atol: float) -> tuple[dict, np.ndarray]:
-    """Check the full variant on whole sequences; returns (figures, onnx output)."""
-    sess = session(model_bytes)
+def run_full(sess, x: np.ndarray) -> np.ndarray:
+    """The output `y` of a full-variant session on `x`, in batches of BATCH sequences."""
+    return np.concatenate([sess.run(["y"], {"x": x[i:i + BATCH]})[0] for i in range(0, len(x), BATCH)])
+
+
+def validate_full(sess, x: np.ndarray, keras_y: np.ndarray, *, atol: float) -> dict:
+    """Check a full-variant session on whole sequences; returns the figures."""
     check_names(sess, "full", ["x"], ["y"])
-    y = np.concatenate([sess.run(["y"], {"x": x[i:i + BATCH]})[0] for i in range(0, len(x), BATCH)])
+    y = run_full(sess, x)
     _require("full", "output shape", y.shape, keras_y.shape)
     stats = compare(y, keras_y)
     _check_values("full", "output", stats, atol)
-    return {**_public(stats), "n_samples": int(x.shape[0]), "steps": int(x.shape[1])}, y
+    return {**_public(stats), "n_samples": int(x.shape[0]), "steps": int(x.shape[1])}
 
 
 def stream_batched(sess, x: np.ndarray, state_specs, chunk: int, per_step: bool) -> np.ndarray:
@@ -100,11 +104,10 @@ def stream(sess, x: np.ndarray, state_specs, chunk: int, per_step: bool):
     return (np.concatenate(ys, axis=1) if per_step else ys[-1]), states
 
 
-def validate_stream(variant: str, model_bytes: bytes, x: np.ndarray, *, keras_first: np.ndarray,
+def validate_stream(variant: str, sess, x: np.ndarray, *, keras_first: np.ndarray,
                     keras_full: np.ndarray, onnx_full: np.ndarray | None, state_specs, chunk: int,
                     per_step: bool, atol: float) -> dict:
-    """Check a stream/unrolled variant: one call from zero state, then whole sequences streamed."""
-    sess = session(model_bytes)
+    """Check a stream/unrolled session: one call from zero state, then whole sequences streamed."""
     check_names(sess, variant, ["x"] + [s[0] for s in state_specs], ["y"] + [s[1] for s in state_specs])
     n = min(x.shape[0], BATCH)  # the single-call check looks at the first batch
     first = x[:n, :chunk]
