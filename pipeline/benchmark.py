@@ -1,0 +1,137 @@
+"""DVC stage `benchmark`: every export of one model against Keras, TensorFlow and LiteRT.
+
+    python -m pipeline.benchmark NAME [--params params.yaml] [--models models]
+        [--reports reports] [--metrics metrics] [--plots plots]
+
+Runs ``exporters.bench.benchmark`` over ``models/onnx/NAME`` (every variant
+and precision file) with ``models/NAME.keras`` as the original, on the
+model's test set (``pipeline.export.evaluation_set``), knobs from the
+``benchmark`` section of params.yaml. Writes:
+
+- ``reports/benchmark/NAME.json``: every figure (the report stage reads it);
+- ``metrics/benchmark/NAME.json``: the headline figures per file and baseline;
+- ``plots/benchmark/NAME.csv``: one line per runtime (p50, throughput, accuracy, size).
+
+A provider that is not available here (CUDA without onnxruntime-gpu and a GPU)
+is skipped and the reason recorded, so the same stage runs on CPU and GPU machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from exporters.errors import ConfigError, RnnxError
+from pipeline import models
+from pipeline.outputs import write_csv, write_json
+from pipeline.params import integer, load_params
+
+DEFAULTS = {"batches": [1, 64, 256], "threads": ["1", "all"], "reps": 200, "providers": ["cpu", "cuda"],
+            "litert": True, "samples": None}
+
+
+def settings(params: dict) -> dict:
+    cfg = {**DEFAULTS, **(params.get("benchmark") or {})}
+    cfg["reps"] = integer(cfg, "reps")
+    if cfg["samples"] is not None:
+        cfg["samples"] = integer(cfg, "samples")
+    cfg["threads"] = [str(t) for t in cfg["threads"]]
+    return cfg
+
+
+def metrics_of(result: dict) -> dict:
+    """Headline figures: per file@provider, per baseline, and the Keras accuracy."""
+    from exporters.bench_text import headline, one_thread, all_threads, big_batch
+
+    out = {"keras_accuracy": (result.get("keras") or {}).get("accuracy"), "samples": result["data"]["samples"]}
+    for row in result["rows"]:
+        h = headline(row, result)
+        key = f"{row['variant']}.{row['precision']}.{row['provider']}"
+        out[key] = {k: v for k, v in h.items() if k not in ("file", "variant", "precision", "provider")
+                    and v is not None}
+    t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
+    for base in result.get("baselines", []):
+        entry = out.setdefault("baselines", {}).setdefault(f"{base['name']}.{base['provider']}", {})
+        if base["status"] != "ok":
+            entry["status"] = "failed"
+            continue
+        if base["threads"] == t1 and base.get("latency_ms"):
+            entry["p50_ms"] = base["latency_ms"]["p50"]
+        thr = (base.get("throughput") or {}).get(bb) if bb else None
+        if base["threads"] == tall and thr:
+            entry["throughput"] = thr["samples_per_s"]
+        if base.get("accuracy") is not None:
+            entry["accuracy"] = base["accuracy"]
+    return out
+
+
+def plot_rows(result: dict) -> list[dict]:
+    """One CSV line per runtime: onnxruntime rows and baselines (1-thread p50, all-core throughput)."""
+    from exporters.bench_text import headline, one_thread, all_threads, big_batch
+
+    t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
+    lines = []
+    for row in result["rows"]:
+        h = headline(row, result)
+        lines.append({"runtime": f"ort {row['variant']} {row['precision']} {row['provider']}", "kind": "onnxruntime",
+                      "variant": row["variant"], "precision": row["precision"], "provider": row["provider"],
+                      "p50_ms": h["p50_ms"], "throughput": h["throughput"], "accuracy": h["accuracy"],
+                      "size_kib": row["size_bytes"] / 1024})
+    for base in result.get("baselines", []):
+        if base["status"] != "ok" or base["threads"] != t1:
+            continue
+        other = next((b for b in result["baselines"] if b["name"] == base["name"]
+                      and b["provider"] == base["provider"] and b["threads"] == tall), {})
+        thr = (other.get("throughput") or {}).get(bb) if bb else None
+        lines.append({"runtime": f"{base['name']} {base['provider']}", "kind": "baseline", "variant": "-",
+                      "precision": "fp32", "provider": base["provider"], "p50_ms": base["latency_ms"]["p50"],
+                      "throughput": thr["samples_per_s"] if thr else "", "accuracy": base.get("accuracy", ""),
+                      "size_kib": base["file_bytes"] / 1024 if base.get("file_bytes") else ""})
+    return [{k: ("" if v is None else v) for k, v in line.items()} for line in lines]
+
+
+def run(name: str, params: dict, models_dir: Path, reports_dir: Path, metrics_dir: Path, plots_dir: Path) -> dict:
+    from exporters.bench import benchmark
+    from pipeline.export import evaluation_set
+
+    if name not in models.MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
+    cfg = settings(params)
+    x, y, _labels, _scale = evaluation_set(name, params)
+    if cfg["samples"]:
+        x, y = x[:cfg["samples"]], y[:cfg["samples"]]
+    result = benchmark(models_dir / "onnx" / name, keras=models_dir / f"{name}.keras", x=x, y=y,
+                       providers=cfg["providers"], strict_providers=False, batches=cfg["batches"],
+                       threads=cfg["threads"], reps=cfg["reps"], litert=bool(cfg["litert"]), name=name,
+                       progress=lambda msg: print(f"[benchmark {name}] {msg}", file=sys.stderr, flush=True))
+    write_json(reports_dir / "benchmark" / f"{name}.json", result)
+    write_json(metrics_dir / "benchmark" / f"{name}.json", metrics_of(result))
+    write_csv(plots_dir / "benchmark" / f"{name}.csv", plot_rows(result))
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.splitlines()[0])
+    ap.add_argument("name", help=f"model to benchmark: one of {', '.join(models.MODEL_NAMES)}")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--models", default="models", type=Path)
+    ap.add_argument("--reports", default="reports", type=Path)
+    ap.add_argument("--metrics", default="metrics", type=Path)
+    ap.add_argument("--plots", default="plots", type=Path)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        result = run(args.name, load_params(args.params), args.models, args.reports, args.metrics, args.plots)
+    except RnnxError as exc:
+        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    from exporters.bench_text import render
+
+    print(render(result), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

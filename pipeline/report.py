@@ -1,0 +1,200 @@
+"""DVC stage `report`: the benchmark results as reports/report.md, PNG figures and target verdicts.
+
+    python -m pipeline.report [NAME ...] [--reports reports] [--metrics metrics]
+
+Reads ``reports/benchmark/NAME.json`` (every model of the zoo by default) and
+writes ``reports/report.md`` (the targets, then one table per model: variant
+x precision x provider with accuracy, parity, p50, throughput, size and
+speed-ups vs TensorFlow and LiteRT), ``reports/latency.png``,
+``reports/accuracy_drop.png``, ``reports/size.png``, and
+``metrics/report/targets.json`` (each target: value, limit, met).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from exporters import atomic
+from exporters.bench_machine import summary
+from exporters.bench_text import all_threads, baseline, big_batch, headline, one_thread
+from exporters.errors import ConfigError, RnnxError
+from pipeline import models, report_plots
+from pipeline.outputs import write_json
+
+FIGURES = {"latency": "latency.png", "accuracy_drop": "accuracy_drop.png", "size": "size.png"}
+
+# (key, what, model -> limit, row selector, figure, comparison, unit)
+TARGETS = (
+    ("full_p50", "full-variant p50, batch 1, 1 thread", {"lstm": 0.07, "gru": 0.06},
+     ("full", "fp32"), "p50_ms", "<=", "ms"),
+    ("vs_tf_function", "speed-up vs tf.function (batch 1, 1 thread)", {"lstm": 25.0, "gru": 25.0},
+     ("full", "fp32"), "speedup_tf_function", ">=", "x"),
+    ("vs_litert", "faster than LiteRT (batch 1, 1 thread)", {"lstm": 1.0, "gru": 1.0},
+     ("full", "fp32"), "speedup_litert", ">", "x"),
+    ("step_p50", "streaming step p50 (stream variant)", {"lstm": 10.0, "gru": 10.0},
+     ("stream", "fp32"), "step_p50_us", "<=", "us"),
+    ("vs_xla_throughput", "batch-256 throughput on all cores vs TF with XLA", {"lstm": 1.3, "gru": 1.3},
+     ("full", "fp32"), "throughput_ratio_tf_function_xla", ">=", "x"),
+)
+
+
+def load_results(reports_dir: Path, names) -> dict:
+    results = {}
+    for name in names:
+        path = reports_dir / "benchmark" / f"{name}.json"
+        if not path.is_file():
+            raise ConfigError(f"no benchmark result at {path}; run the benchmark stage first")
+        results[name] = json.loads(path.read_text())
+    if not results:
+        raise ConfigError("no models to report on")
+    return results
+
+
+def _row(result: dict, variant: str, precision: str, provider: str = "cpu") -> dict | None:
+    for row in result["rows"]:
+        if (row["variant"], row["precision"], row["provider"]) == (variant, precision, provider):
+            return headline(row, result)
+    return None
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """One verdict per (model, target) for the models the targets name."""
+    verdicts = []
+    for key, what, limits, (variant, precision), figure, op, unit in TARGETS:
+        for name, limit in limits.items():
+            if name not in results:
+                continue
+            row = _row(results[name], variant, precision)
+            value = row.get(figure) if row else None
+            entry = {"model": name, "target": key, "what": what, "limit": limit, "op": op, "unit": unit,
+                     "value": value, "met": None, "gap": None}
+            if value is not None:
+                met = value <= limit if op == "<=" else value >= limit if op == ">=" else value > limit
+                entry["met"] = bool(met)
+                entry["gap"] = None if met else abs(value - limit)
+            if key == "vs_xla_throughput":
+                entry["what"] = what.replace("256", big_batch(results[name]) or "?")
+            verdicts.append(entry)
+    order = list(results)
+    return sorted(verdicts, key=lambda v: order.index(v["model"]))  # stable: targets in order per model
+
+
+def _num(v, fmt=".3g", dash="–") -> str:
+    return dash if v is None or v == "" else format(v, fmt)
+
+
+def _verdict(v: dict) -> str:
+    if v["met"] is None:
+        return "not measured"
+    if v["met"]:
+        return "**met**"
+    rel = v["gap"] / v["limit"] if v["limit"] else None
+    return f"**missed** by {v['gap']:.3g} {v['unit']}" + (f" ({rel:.0%})" if rel is not None else "")
+
+
+def targets_table(verdicts: list[dict]) -> list[str]:
+    lines = ["| model | target | limit | measured | verdict |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        lines.append(f"| {v['model']} | {v['what']} | {v['op']} {v['limit']:g} {v['unit']} | "
+                     f"{_num(v['value'])} {v['unit']} | {_verdict(v)} |")
+    return lines
+
+
+def model_section(name: str, res: dict) -> list[str]:
+    t1, tall, bb = one_thread(res), all_threads(res), big_batch(res)
+    keras = res.get("keras") or {}
+    data = res["data"]
+    lines = [f"## {name}", "",
+             f"{data['samples']} {data['source']} test samples of shape {data['shape'][1:]}; "
+             f"Keras accuracy {_num(keras.get('accuracy'), '.4f')}; parity against "
+             f"{res.get('parity_reference') or 'nothing'}; {res['settings']['reps']} reps; "
+             f"{res.get('seconds', '?')} s.", "",
+             f"| variant | precision | provider | accuracy | max \\|Δ\\| | mean \\|Δ\\| | argmax agree | "
+             f"p50 ms ({t1} thr) | p99 ms | samples/s @{bb or '-'} ({tall} thr) | step p50 µs | size KiB | "
+             f"load ms | × tf.function | × XLA | × LiteRT |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in res["rows"]:
+        h = headline(row, res)
+        lines.append(
+            f"| {h['variant']} | {h['precision']} | {h['provider']} | {_num(h['accuracy'], '.4f')} | "
+            f"{_num(h['max_abs_diff'], '.1e')} | {_num(h['mean_abs_diff'], '.1e')} | "
+            f"{_num(h['argmax_agreement'], '.4f')} | {_num(h['p50_ms'], '.4f')} | {_num(h['p99_ms'], '.4f')} | "
+            f"{_num(h['throughput'], ',.0f')} | {_num(h['step_p50_us'], '.1f')} | {h['size_bytes'] / 1024:.1f} | "
+            f"{h['load_ms']:.1f} | {_num(h['speedup_tf_function'], '.1f')} | "
+            f"{_num(h['speedup_tf_function_xla'], '.1f')} | {_num(h['speedup_litert'], '.2f')} |")
+    lines += ["", f"Baselines on the same inputs (p50 at batch 1 on {t1} thread; throughput at batch "
+              f"{bb or '-'} on {tall} threads):", "",
+              "| baseline | provider | p50 ms | p99 ms | samples/s | accuracy | note |", "|---|---|---|---|---|---|---|"]
+    for base in res.get("baselines", []):
+        if base["threads"] != t1:
+            continue
+        if base["status"] != "ok":
+            lines.append(f"| {base['name']} | {base['provider']} | – | – | – | – | not run: {base['reason']} |")
+            continue
+        other = baseline(res, base["name"], base["provider"], tall) or {}
+        thr = (other.get("throughput") or {}).get(bb) if bb else None
+        note = "" if thr else "no throughput: " + base.get("throughput_reason", "not measured")
+        if base.get("method"):
+            note = f"converted as {base['method']}; {note}".strip("; ")
+        lat = base["latency_ms"]
+        lines.append(f"| {base['name']} | {base['provider']} | {lat['p50']:.4f} | {lat['p99']:.4f} | "
+                     f"{_num(thr['samples_per_s'] if thr else None, ',.0f')} | "
+                     f"{_num(base.get('accuracy'), '.4f')} | {note} |")
+    for skip in res.get("skipped_providers", []):
+        lines.append(f"\n*Provider {skip['provider']} not measured:* {skip['reason']}")
+    for note in res.get("notes", []):
+        lines.append(f"\n*Note:* {note}")
+    return lines + [""]
+
+
+def render(results: dict, verdicts: list[dict]) -> str:
+    first = next(iter(results.values()))
+    lines = ["# rnnx benchmark report", "",
+             f"Machine: {summary(first['machine'])}.", "",
+             "Latency is per call (batch 1), throughput is whole sequences per second; stream and unrolled "
+             "variants are fed chunk by chunk through the edge runtime. Speed-ups are baseline p50 / "
+             "onnxruntime p50 on the same inputs and threads.", "",
+             "## Targets", "", *targets_table(verdicts), "",
+             "## Figures", "",
+             *[f"![{k}]({v})" for k, v in FIGURES.items()], ""]
+    for name, res in results.items():
+        lines += model_section(name, res)
+    return "\n".join(lines)
+
+
+def run(names, reports_dir: Path, metrics_dir: Path) -> dict:
+    results = load_results(reports_dir, names)
+    verdicts = evaluate_targets(results)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    report_plots.latency(results, reports_dir / FIGURES["latency"])
+    report_plots.accuracy_drop(results, reports_dir / FIGURES["accuracy_drop"])
+    report_plots.size(results, reports_dir / FIGURES["size"])
+    atomic.write_bytes(reports_dir / "report.md", render(results, verdicts).encode())
+    write_json(metrics_dir / "report" / "targets.json",
+               {f"{v['model']}.{v['target']}": {"value": v["value"], "limit": v["limit"], "met": v["met"]}
+                for v in verdicts})
+    return {"verdicts": verdicts, "models": list(results)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help=f"models (default: {', '.join(models.MODEL_NAMES)})")
+    ap.add_argument("--reports", default="reports", type=Path)
+    ap.add_argument("--metrics", default="metrics", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        out = run(args.names or models.MODEL_NAMES, args.reports, args.metrics)
+    except RnnxError as exc:
+        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    met = sum(1 for v in out["verdicts"] if v["met"])
+    print(f"[report] {args.reports / 'report.md'}: {len(out['models'])} models, "
+          f"targets met {met}/{len(out['verdicts'])}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
