@@ -202,3 +202,22 @@ def test_unrolled_steps_share_one_int8_copy_of_each_weight(fashion):
     assert rep["size"]["ratio"] <= 0.30
     chunk1 = quantize_model(c.paths["unrolled"], out.with_name("c1.onnx"), "int8-dynamic")
     assert rep["size"]["bytes"] - chunk1["size"]["bytes"] < 0.1 * rep["size"]["fp32_bytes"]
+
+
+def test_fp16_stacked_gru_char_model_loads_and_streams(tmp_path):
+    """Seed 003's two stacked GRUs (stateful deploy copy, batch 1): onnxruntime 1.32 segfaulted
+    loading the float16 graph until Transposes stayed float32; it must load and stream."""
+    from export_cases import pipeline_model
+
+    from exporters.export import export_model
+
+    res = export_model(pipeline_model("char_gru_stateful"), tmp_path / "cg", variants=("full", "stream"))
+    onehot = np.eye(7, dtype=np.float32)[np.random.default_rng(0).integers(0, 7, (1, 9))]
+    for variant, path in res.paths.items():
+        out = tmp_path / f"{variant}.fp16.onnx"
+        rep = quantize_model(path, out, "fp16", evaluation=(onehot, onehot[0].argmax(-1)[None]), max_drop=0)
+        assert rep["accuracy"]["drop_points"] == 0 and rep["agreement"]["max_abs_diff"] < 1e-3
+        model = runtime.load(out, providers=["cpu"])
+        if variant == "stream":
+            first = model.step(onehot[0, 0])
+            assert first.shape == (7,) and model.feed(onehot[0, 1:]).shape == (8, 7)
