@@ -1,0 +1,63 @@
+"""`rnnx bench` from the command line: a summary, JSON, and one-line errors for bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx")
+
+from bench_fixtures import exported  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from exporters.cli import cli  # noqa: E402
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["bench", *map(str, args)], catch_exceptions=False)
+
+
+def _one_line_failure(res, needle):
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.stderr.strip().splitlines() if not line.startswith("rnnx bench: ")]
+    assert len(lines) == 1 and lines[0].startswith("rnnx: ") and needle in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_bench_prints_a_summary_and_writes_json(tmp_path):
+    case = exported()
+    out = tmp_path / "out" / "bench.json"
+    res = _run(case["dir"], "--data", case["data"], "--batch", "1,4", "--threads", "1", "--reps", "3",
+               "--json", out)
+    assert res.exit_code == 0, res.stderr
+    assert "full.onnx" in res.stdout and "stream.onnx" in res.stdout and "machine:" in res.stdout
+    assert "provider cuda skipped" in res.stdout
+    assert "rnnx bench: [1/4] full.onnx [cpu]" in res.stderr          # a progress line per row
+    data = json.loads(out.read_text())
+    assert data["parity_reference"] == "onnx:full.onnx" and len(data["rows"]) == 4
+    assert data["rows"][0]["accuracy"] is not None and data["settings"]["batches"] == [1, 4]
+
+
+def test_directory_without_onnx_files(tmp_path):
+    _one_line_failure(_run(tmp_path), "holds no .onnx files")
+
+
+def test_keras_model_that_does_not_match_the_onnx_one():
+    case = exported()
+    res = _run(case["dir"] / "full.onnx", "--keras", case["other_keras"], "--data", case["data"],
+               "--batch", "1", "--reps", "3", "--providers", "cpu")
+    _one_line_failure(res, "InputShapeError: Keras model other.keras takes input (?, ?, 7) but the ONNX models take (?, ?, 5)")
+
+
+def test_unavailable_provider_asked_for_explicitly():
+    res = _run(exported()["dir"], "--providers", "cpu,cuda", "--reps", "3")
+    _one_line_failure(res, "ProviderError: execution provider CUDAExecutionProvider is not available")
+
+
+def test_data_that_does_not_fit_the_model(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((4, 6, 9), np.float32), y=np.zeros(4, np.int64))
+    _one_line_failure(_run(exported()["dir"], "--data", bad, "--providers", "cpu"),
+                      "InputShapeError: data x has shape (4, 6, 9)")
+    _one_line_failure(_run(exported()["dir"], "--data", tmp_path / "missing.npz"), "DataError: no data file")
+    _one_line_failure(_run(exported()["dir"], "--threads", "1,lots"), "threads must be positive integers")
