@@ -11,17 +11,16 @@ streamed-vs-full |Δ|, accuracy of the ONNX model on the test split, size.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from exporters.errors import RnnxError
+from exporters.errors import ConfigError
 from pipeline import data, models, tasks
 from pipeline.outputs import write_json
-from pipeline.params import integer, load_params, section
+from pipeline.params import integer, section
+from pipeline.stage import stage_main
 from pipeline.train import task_splits
 
 
@@ -55,8 +54,6 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> dict:
     from exporters.export import export_model
 
     if name not in models.MODEL_NAMES:
-        from exporters.errors import ConfigError
-
         raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
     cfg = section(params, "export")
     x, y, labels, uint8_scale = evaluation_set(name, params)
@@ -85,19 +82,8 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.export", description=__doc__.splitlines()[0])
-    ap.add_argument("name", help=f"model to export: one of {', '.join(models.MODEL_NAMES)}")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--models", default="models", type=Path)
-    ap.add_argument("--metrics", default="metrics", type=Path)
-    args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        run(args.name, load_params(args.params), args.models, args.metrics)
-    except RnnxError as exc:
-        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(argv, module="pipeline.export", doc=__doc__,
+                      action=lambda name, params, models, metrics: run(name, params, models, metrics) and 0)
 
 
 if __name__ == "__main__":

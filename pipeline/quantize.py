@@ -13,16 +13,15 @@ pairs with the reason, and any gate failure; a gate failure fails the stage.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
 import sys
 from pathlib import Path
 
-from exporters.errors import ConfigError, QuantizationError, RnnxError
+from exporters.errors import ConfigError, QuantizationError
 from pipeline import models, tasks
 from pipeline.outputs import write_json
-from pipeline.params import integer, load_params, section
+from pipeline.params import integer, section
+from pipeline.stage import stage_main
 
 VARIANTS = ("full", "stream", "unrolled")
 
@@ -122,22 +121,15 @@ def _figures(rep: dict) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.quantize", description=__doc__.splitlines()[0])
-    ap.add_argument("name", help=f"model to quantize: one of {', '.join(models.MODEL_NAMES)}")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--models", default="models", type=Path)
-    ap.add_argument("--metrics", default="metrics", type=Path)
-    args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        _, failures = run(args.name, load_params(args.params), args.models, args.metrics)
-    except RnnxError as exc:
-        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+def _stage(name: str, params: dict, models: Path, metrics: Path) -> int:
+    _, failures = run(name, params, models, metrics)
     for line in failures:
         print(f"rnnx: QuantizationError: {line}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    return stage_main(argv, module="pipeline.quantize", doc=__doc__, action=_stage)
 
 
 if __name__ == "__main__":

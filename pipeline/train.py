@@ -10,18 +10,17 @@ one character per call), with the regenerated text in its metrics.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from exporters.errors import ConfigError, RnnxError
+from exporters.errors import ConfigError
 from pipeline import data, models, tasks
 from pipeline.outputs import atomic_path, write_csv, write_json
-from pipeline.params import integer, load_params, section
+from pipeline.params import integer, section
+from pipeline.stage import stage_main
 
 
 def seed_everything(seed: int) -> None:
@@ -174,22 +173,14 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path, plots_dir:
     return metrics
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__.splitlines()[0])
-    ap.add_argument("name", help=f"model to train: one of {', '.join(models.MODEL_NAMES)}")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--models", default="models", type=Path)
-    ap.add_argument("--metrics", default="metrics", type=Path)
-    ap.add_argument("--plots", default="plots", type=Path)
-    args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        metrics = run(args.name, load_params(args.params), args.models, args.metrics, args.plots)
-    except RnnxError as exc:
-        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(f"[train {args.name}] done: " + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)
+def _stage(name: str, params: dict, models: Path, metrics: Path, plots: Path) -> int:
+    metrics_out = run(name, params, models, metrics, plots)
+    print(f"[train {name}] done: " + ", ".join(f"{k}={v}" for k, v in metrics_out.items()), file=sys.stderr)
     return 0
+
+
+def main(argv=None) -> int:
+    return stage_main(argv, module="pipeline.train", doc=__doc__, action=_stage, dirs=("models", "metrics", "plots"))
 
 
 if __name__ == "__main__":
