@@ -41,16 +41,20 @@ def settings(params: dict) -> dict:
     return cfg
 
 
+METRIC_KEYS = ("accuracy", "max_abs_diff", "argmax_agreement", "p50_ms", "p99_ms", "throughput", "step_p50_us",
+               "size_bytes", "speedup_tf_function", "speedup_tf_function_xla", "speedup_litert",
+               "throughput_ratio_tf_function_xla")
+
+
 def metrics_of(result: dict) -> dict:
-    """Headline figures: per file@provider, per baseline, and the Keras accuracy."""
+    """Headline figures: per variant.precision.provider, per baseline, and the Keras accuracy."""
     from exporters.bench_text import headline, one_thread, all_threads, big_batch
 
     out = {"keras_accuracy": (result.get("keras") or {}).get("accuracy"), "samples": result["data"]["samples"]}
     for row in result["rows"]:
         h = headline(row, result)
         key = f"{row['variant']}.{row['precision']}.{row['provider']}"
-        out[key] = {k: v for k, v in h.items() if k not in ("file", "variant", "precision", "provider")
-                    and v is not None}
+        out[key] = {k: h[k] for k in METRIC_KEYS if h.get(k) is not None}
     t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
     for base in result.get("baselines", []):
         entry = out.setdefault("baselines", {}).setdefault(f"{base['name']}.{base['provider']}", {})

@@ -17,7 +17,7 @@ MODELS=()
 for arg in "$@"; do
   case "$arg" in
     --tf-gpu) TF_GPU=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     lstm|gru|cnn_lstm|char_gru) MODELS+=("$arg") ;;
     *) echo "bench-gpu: unknown argument '$arg' (expected --tf-gpu or a model name)" >&2; exit 2 ;;
   esac
