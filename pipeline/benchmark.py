@@ -18,15 +18,14 @@ is skipped and the reason recorded, so the same stage runs on CPU and GPU machin
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-from exporters.errors import ConfigError, RnnxError
+from exporters.errors import ConfigError
 from pipeline import models
 from pipeline.outputs import write_csv, write_json
-from pipeline.params import integer, load_params
+from pipeline.params import integer
+from pipeline.stage import stage_main
 
 DEFAULTS = {"batches": [1, 64, 256], "threads": ["1", "all"], "reps": 200, "providers": ["cpu", "cuda"],
             "litert": True, "samples": None}
@@ -116,25 +115,16 @@ def run(name: str, params: dict, models_dir: Path, reports_dir: Path, metrics_di
     return result
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.benchmark", description=__doc__.splitlines()[0])
-    ap.add_argument("name", help=f"model to benchmark: one of {', '.join(models.MODEL_NAMES)}")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--models", default="models", type=Path)
-    ap.add_argument("--reports", default="reports", type=Path)
-    ap.add_argument("--metrics", default="metrics", type=Path)
-    ap.add_argument("--plots", default="plots", type=Path)
-    args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        result = run(args.name, load_params(args.params), args.models, args.reports, args.metrics, args.plots)
-    except RnnxError as exc:
-        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+def _action(name, params, models, reports, metrics, plots) -> int:
     from exporters.bench_text import render
 
-    print(render(result), file=sys.stderr)
+    print(render(run(name, params, models, reports, metrics, plots)), file=sys.stderr)
     return 0
+
+
+def main(argv=None) -> int:
+    return stage_main(argv, module="pipeline.benchmark", doc=__doc__, action=_action,
+                      dirs=("models", "reports", "metrics", "plots"))
 
 
 if __name__ == "__main__":
