@@ -46,10 +46,24 @@ def data_for(name: str, params: dict, n_cal: int, n_eval: int | None):
     return splits["train"].x[:n_cal], splits["test"].x, splits["test"].y
 
 
-def settings(params: dict) -> dict:
+def settings(params: dict, name: str | None = None, mode: str | None = None) -> dict:
+    """The quantize section for model ``name`` (and ``mode``).
+
+    ``quantize.per_model.<name>`` is laid over the section, and its entry
+    named after ``mode`` (e.g. ``int8-static: {per_channel: true}``) over that.
+    """
     from exporters.quantize import METHODS, MODES
 
-    cfg = section(params, "quantize")
+    cfg = dict(section(params, "quantize"))
+    overrides = cfg.pop("per_model", None) or {}
+    if not isinstance(overrides, dict) or any(not isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError(f"quantize.per_model must map model names to settings; got {overrides!r}")
+    mine = dict(overrides.get(name, {}))
+    for_modes = {m: mine.pop(m) for m in list(mine) if m in MODES}
+    if any(not isinstance(v, dict) for v in for_modes.values()):
+        raise ConfigError(f"quantize.per_model.{name}.<mode> must be a mapping of settings; got {for_modes!r}")
+    cfg.update(mine)
+    cfg.update(for_modes.get(mode, {}))
     modes = cfg.get("modes", list(MODES))
     variants = cfg.get("variants", list(VARIANTS))
     if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
@@ -73,7 +87,7 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
 
     if name not in models.MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
-    cfg = settings(params)
+    cfg = settings(params, name)
     cal_x, eval_x, eval_y = data_for(name, params, cfg["n_cal"], cfg["n_eval"])
     say = lambda msg: print(f"[quantize {name}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     say(f"calibration {cal_x.shape}, evaluation {eval_x.shape}")
@@ -93,11 +107,12 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
                 figures[variant] = {"skipped": reason}
                 say(f"{variant}.{mode}: skipped: {reason}")
                 continue
+            mcfg = settings(params, name, mode)
             try:
                 rep = quantize_model(src, onnx_dir / f"{variant}.{mode}.onnx", mode,
                                      calibration=cal_x if mode == "int8-static" else None,
-                                     per_channel=cfg["per_channel"], method=cfg["method"],
-                                     evaluation=(eval_x, eval_y), max_drop=cfg["max_drop"], force=True,
+                                     per_channel=mcfg["per_channel"], method=mcfg["method"],
+                                     evaluation=(eval_x, eval_y), max_drop=mcfg["max_drop"], force=True,
                                      progress=lambda msg, v=variant: say(f"{v}: {msg}"))
             except QuantizationError as exc:
                 failures.append(f"{variant}.{mode}: {exc}")
@@ -105,6 +120,8 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
                 figures[variant] = {"failed": str(exc), **(_figures(rep) if rep else {})}
                 continue
             figures[variant] = _figures(rep)
+            if (mcfg["per_channel"], mcfg["method"]) != (cfg["per_channel"], cfg["method"]):
+                figures[variant].update(per_channel=mcfg["per_channel"], method=mcfg["method"])
     metrics["failures"] = failures
     write_json(metrics_dir / "quantize" / f"{name}.json", metrics)
     return metrics, failures

@@ -60,3 +60,18 @@ def test_stage_refuses_bad_settings(tiny_params):
         stage.settings({**tiny_params, "quantize": {**QUANTIZE, "modes": ["int4"]}})
     with pytest.raises(ConfigError, match="params.yaml has no 'quantize' section"):
         stage.settings(tiny_params)
+
+
+def test_per_model_settings_apply_to_their_model_and_mode_only(tiny_params):
+    from exporters.errors import ConfigError
+
+    params = {**tiny_params, "quantize": {**QUANTIZE, "per_model": {
+        "char_gru": {"max_drop": 2.0, "int8-static": {"per_channel": True, "calibration_method": "percentile"}}}}}
+    static = stage.settings(params, "char_gru", "int8-static")
+    assert (static["per_channel"], static["method"], static["max_drop"]) == (True, "percentile", 2.0)
+    dynamic = stage.settings(params, "char_gru", "int8-dynamic")
+    assert (dynamic["per_channel"], dynamic["method"], dynamic["max_drop"]) == (False, "minmax", 2.0)
+    other = stage.settings(params, "lstm", "int8-static")
+    assert (other["per_channel"], other["method"], other["max_drop"]) == (False, "minmax", 3.0)
+    with pytest.raises(ConfigError, match="quantize.per_model"):
+        stage.settings({**tiny_params, "quantize": {**QUANTIZE, "per_model": {"gru": 3}}}, "gru")
