@@ -7,23 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError, InputShapeError
+from . import samples
+from .errors import ConfigError, InputShapeError
 
 
 def load_npz(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(x, y) from a .npz with array 'x' and, optionally, integer labels 'y'."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no data file at {str(path)!r}; expected a .npz with arrays 'x' (and 'y')")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "x" not in npz.files:
-                raise DataError(f"{path.name!r} has arrays {npz.files}; expected 'x' (inputs) and 'y' (labels)")
-            x = np.asarray(npz["x"])
-            y = np.asarray(npz["y"]) if "y" in npz.files else None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name!r} is not a readable .npz file: {exc}") from None
-    return check_xy(x, y, path.name)
+    """(x, y) from a .npz with array 'x' and, optionally, integer labels 'y', checked."""
+    x, y = samples.read(Path(path))
+    return check_xy(x, y, Path(path).name)
 
 
 def check_xy(x, y, label: str = "data") -> tuple[np.ndarray, np.ndarray | None]:

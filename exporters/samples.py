@@ -45,7 +45,8 @@ def read(samples) -> tuple[np.ndarray, np.ndarray | None]:
     if isinstance(samples, (str, Path)):
         path = Path(samples)
         if not path.is_file():
-            raise DataError(f"samples file {str(path)!r} does not exist")
+            raise DataError(f"no data file at {str(path)!r} (it does not exist); expected a .npz with "
+                            "array 'x' (and optional integer labels 'y')")
         try:
             with np.load(path, allow_pickle=False) as data:
                 if "x" not in data.files:
