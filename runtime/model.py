@@ -6,12 +6,12 @@ import numpy as np
 
 from .errors import ModelFormatError
 from .inputs import InputChecker
-from .session import LoadedModel, open_model
+from .session import LoadedModel, ModelBase, open_model
 
 DEFAULT_MAX_BATCH = 1024
 
 
-class Model:
+class Model(ModelBase):
     """Run a whole sequence (or any single-input model) on a batch in one call.
 
     Args:
@@ -63,15 +63,6 @@ class Model:
     # -- what the model is -------------------------------------------------------------------
 
     @property
-    def path(self) -> str:
-        return self._loaded.path
-
-    @property
-    def providers(self) -> list[str]:
-        """The execution providers the session actually runs on."""
-        return self._loaded.providers
-
-    @property
     def input_name(self) -> str:
         return self._checker.name
 
@@ -79,13 +70,6 @@ class Model:
     def input_shape(self) -> tuple:
         """The input's shape, ``None`` for dynamic axes."""
         return self._checker.shape
-
-    @property
-    def labels(self) -> tuple[str, ...] | None:
-        """Class labels from the metadata, or ``None``."""
-        return self.contract.labels if self.contract is not None else None
-
-    classes = labels
 
     # -- inference ---------------------------------------------------------------------------
 

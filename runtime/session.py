@@ -136,3 +136,29 @@ def _dtype_of(args, name: str, label: str) -> np.dtype:
 
 
 __all__ = ["LoadedModel", "open_model", "ORT_DTYPES"]
+
+
+class ModelBase:
+    """What every runtime model says about itself (needs ``_loaded`` and ``contract``)."""
+
+    _loaded: LoadedModel
+    contract: object
+
+    @property
+    def path(self) -> str:
+        return self._loaded.path
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually runs on."""
+        return self._loaded.providers
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """Class (or vocabulary) labels from the metadata, or ``None``."""
+        return self.contract.labels if self.contract is not None else None
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """Alias of :attr:`labels`."""
+        return self.labels

@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from .errors import InputShapeError, ModelFormatError, StateError
 from .inputs import InputChecker
-from .session import LoadedModel, open_model
+from .session import LoadedModel, ModelBase, open_model
 
 _dot = np.dot
 _isfinite = math.isfinite
@@ -37,7 +37,7 @@ _copyto = np.copyto
 _umax = np.maximum.reduce
 
 
-class StreamingModel:
+class StreamingModel(ModelBase):
     """Feed a recurrent model one chunk (or frame) at a time, states carried inside.
 
     Args:
@@ -116,25 +116,9 @@ class StreamingModel:
     # -- what the model is -------------------------------------------------------------------
 
     @property
-    def path(self) -> str:
-        return self._loaded.path
-
-    @property
-    def providers(self) -> list[str]:
-        """The execution providers the session actually runs on."""
-        return self._loaded.providers
-
-    @property
     def batch(self) -> int:
         """How many independent streams each call runs."""
         return self._batch
-
-    @property
-    def labels(self) -> tuple[str, ...] | None:
-        """Class (or vocabulary) labels from the metadata, or ``None``."""
-        return self.contract.labels
-
-    classes = labels
 
     @property
     def state_names(self) -> tuple[str, ...]:
