@@ -23,7 +23,9 @@ import numpy as np
 
 from runtime.contract import VARIANTS
 
-from . import build, fallback, keras_io, metadata, plan as planning, reference, samples as samples_mod, validate
+from . import keras_io, metadata
+from .graph import build, fallback, plan as planning, reference
+from .validation import parity as validate, samples as samples_mod
 from .atomic import write_bytes, write_json
 from .errors import ConfigError, ModelFormatError, UnsupportedLayerError
 

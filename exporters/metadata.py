@@ -10,7 +10,7 @@ import json
 
 from runtime.contract import FORMAT_VERSION, METADATA_KEY, Contract
 
-from . import activations
+from .graph import activations
 
 
 def _shape(dims) -> list:

@@ -47,7 +47,7 @@ METRIC_KEYS = ("accuracy", "max_abs_diff", "argmax_agreement", "p50_ms", "p99_ms
 
 def metrics_of(result: dict) -> dict:
     """Headline figures: per variant.precision.provider, per baseline, and the Keras accuracy."""
-    from exporters.bench_text import headline, one_thread, all_threads, big_batch
+    from exporters.bench.text import headline, one_thread, all_threads, big_batch
 
     out = {"keras_accuracy": (result.get("keras") or {}).get("accuracy"), "samples": result["data"]["samples"]}
     for row in result["rows"]:
@@ -72,7 +72,7 @@ def metrics_of(result: dict) -> dict:
 
 def plot_rows(result: dict) -> list[dict]:
     """One CSV line per runtime: onnxruntime rows and baselines (1-thread p50, all-core throughput)."""
-    from exporters.bench_text import headline, one_thread, all_threads, big_batch
+    from exporters.bench.text import headline, one_thread, all_threads, big_batch
 
     t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
     lines = []
@@ -116,7 +116,7 @@ def run(name: str, params: dict, models_dir: Path, reports_dir: Path, metrics_di
 
 
 def _action(name, params, models, reports, metrics, plots) -> int:
-    from exporters.bench_text import render
+    from exporters.bench.text import render
 
     print(render(run(name, params, models, reports, metrics, plots)), file=sys.stderr)
     return 0

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from exporters import atomic
-from exporters.bench_machine import summary
-from exporters.bench_text import all_threads, baseline, big_batch, headline, one_thread
+from exporters.bench.machine import summary
+from exporters.bench.text import all_threads, baseline, big_batch, headline, one_thread
 from exporters.errors import ConfigError, RnnxError
 from pipeline import models, report_plots
 from pipeline.outputs import write_json

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters.bench_text import baseline, headline, one_thread
+from exporters.bench.text import baseline, headline, one_thread
 
 BASELINE_LABELS = {"keras_call": "Keras model(x)", "tf_function": "tf.function",
                    "tf_function_xla": "tf.function XLA", "predict_on_batch": "predict_on_batch",

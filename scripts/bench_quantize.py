@@ -68,7 +68,7 @@ def _latencies(paths: dict, feed: dict, reps: int) -> dict:
 
 def bench_dir(folder: Path, modes, evaluation, calibration, reps: int, work: Path) -> list[dict]:
     from exporters.errors import RnnxError
-    from exporters.quant_data import check_x, read_arrays, random_x
+    from exporters.quantize.data import check_x, read_arrays, random_x
     from exporters.quantize import applicable, model_info, quantize_model
 
     rows, skipped = [], []

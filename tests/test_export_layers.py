@@ -136,7 +136,7 @@ def test_metadata_labels_and_uint8_scale(tmp_path):
 
 def test_every_sample_given_is_validated_in_batches(tmp_path):
     from exporters.export import export_model
-    from exporters.validate import BATCH
+    from exporters.validation.parity import BATCH
 
     x = _x("simple_rnn", n=BATCH + 44, steps=4)
     res = export_model(extra_model("simple_rnn"), tmp_path, variants=("full", "stream"), samples=x)

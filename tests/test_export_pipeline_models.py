@@ -26,7 +26,7 @@ def _inputs(name, n=3, steps=None, seed=1):
 
 
 def _keras(name, x):
-    from exporters.reference import reference_model
+    from exporters.graph.reference import reference_model
 
     ref, _ = reference_model(pipeline_model(name))
     return np.asarray(ref(x, training=False))

@@ -5,7 +5,7 @@ TensorFlow fixes its thread pools when it first runs an op, so "1 thread" and
 A worker reads a job (JSON), and writes its result (JSON) and, when asked,
 the Keras outputs on the whole test set (.npz):
 
-    python -m exporters.bench_tf JOB.json
+    python -m exporters.bench.keras_engines JOB.json
 
 Baselines, each on the same inputs as onnxruntime: ``keras_call``
 (``model(x)``, eager), ``tf_function``, ``tf_function_xla``
@@ -23,10 +23,10 @@ import traceback
 
 import numpy as np
 
-from . import bench_litert
-from .bench_data import batch_of
-from .bench_timing import throughput, time_calls, timed_once
-from .errors import InputShapeError, RnnxError
+from . import litert as bench_litert
+from .data import batch_of
+from .timing import throughput, time_calls, timed_once
+from ..errors import InputShapeError, RnnxError
 
 TF_BASELINES = ("keras_call", "tf_function", "tf_function_xla", "predict_on_batch")
 
@@ -140,7 +140,8 @@ def _batch_reps(reps: int) -> int:
 
 def run_job(job: dict) -> dict:
     """Everything one worker does; returns the result dict (outputs written to job['outputs'])."""
-    from . import keras_io, reference
+    from .. import keras_io
+    from ..graph import reference
 
     _set_threads(job.get("threads"))
     import tensorflow as tf

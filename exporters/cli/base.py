@@ -1,8 +1,4 @@
-"""The `rnnx` command line (click).
-
-Every command turns an `RnnxError` into one line on stderr and exit code 1;
-commands live beside the library function they wrap and register here.
-"""
+"""The `rnnx` command group and the one-line error wrapper every command uses."""
 
 from __future__ import annotations
 
@@ -32,17 +28,3 @@ def one_line_errors(func):
 @click.version_option(package_name="rnnx")
 def cli() -> None:
     """rnnx: take Keras recurrent models to the edge with ONNX."""
-
-
-def _register() -> None:
-    from .bench_cmd import bench_command
-    from .export_cmd import export_command, inspect_command
-    from .quantize_cmd import quantize_command
-
-    cli.add_command(bench_command)
-    cli.add_command(export_command)
-    cli.add_command(inspect_command)
-    cli.add_command(quantize_command)
-
-
-_register()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ModelFormatError, ParityError
+from ..errors import ModelFormatError, ParityError
 
 BATCH = 256  # sequences per onnxruntime call
 

@@ -18,9 +18,9 @@ import numpy as np
 import runtime
 from runtime.contract import PRECISIONS, VARIANTS
 
-from .bench_data import batch_of
-from .bench_timing import throughput, time_calls, timed_once
-from .errors import ModelFormatError
+from .data import batch_of
+from .timing import throughput, time_calls, timed_once
+from ..errors import ModelFormatError
 
 FEED_BATCH = 1024          # streams per call while computing outputs on the whole test set
 LOAD_REPS = 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import one_line_errors
+from .base import one_line_errors
 
 # TensorFlow prints oneDNN and absl notices on stderr when it loads, before any
 # log level applies; the CLI promises one line per error there. Set before TF loads
@@ -52,7 +52,7 @@ def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels
     Progress goes to stderr; the paths written go to stdout. A variant that misses
     the tolerance fails the command and leaves no model file behind.
     """
-    from .export import export_model
+    from ..export import export_model
 
     res = export_model(model, out_dir, variants=variants, chunk=chunk, opset=opset, atol=atol,
                        samples=samples, labels=labels, uint8_scale=True if uint8_scale else None,
@@ -68,7 +68,7 @@ def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels
 @one_line_errors
 def inspect_command(onnx_file, as_json):
     """Show ONNX_FILE's inputs and outputs (names, shapes, dtypes), op counts and rnnx metadata."""
-    from .inspect_onnx import describe, render
+    from ..inspect_onnx import describe, render
 
     info = describe(onnx_file)
     click.echo(json.dumps(info, indent=2) if as_json else render(info))

@@ -8,7 +8,7 @@ broken Loop. Other runs are converted as they are.
 
 from __future__ import annotations
 
-from .errors import UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 
 
 def convert(layers, input_shape, opset: int):

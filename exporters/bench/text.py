@@ -7,7 +7,7 @@ the report stage builds its tables from the same function.
 
 from __future__ import annotations
 
-from . import bench_machine
+from . import machine as bench_machine
 
 SPEEDUP_BASELINES = ("keras_call", "tf_function", "tf_function_xla", "predict_on_batch", "litert")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 
-from .errors import UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 
 
 def _edit(cfg, dynamic_time: bool):

@@ -8,7 +8,7 @@ named y, because tf2onnx looks Keras 3 outputs up by name.
 
 from __future__ import annotations
 
-from .errors import UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 
 
 def convert(reference, plan, opset: int):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import one_line_errors
+from .base import one_line_errors
 
 
 @click.command("quantize")
@@ -39,7 +39,7 @@ def quantize_command(model, mode, out_file, calibration, calibration_method, per
     --eval the accuracy of both; a drop above --max-drop fails the command and
     writes nothing. Notes (e.g. a GRU op that stays float) go to stderr.
     """
-    from .quantize import quantize_model
+    from ..quantize import quantize_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report carries every warning; printed below

@@ -12,7 +12,7 @@ import numpy as np
 
 from runtime.errors import InputValueError
 
-from .errors import ConfigError, DataError, InputShapeError
+from ..errors import ConfigError, DataError, InputShapeError
 
 DEFAULT_STEPS = 8
 

@@ -1,6 +1,6 @@
 """Run the TensorFlow/LiteRT baselines in worker processes (one per thread count).
 
-See :mod:`exporters.bench_tf` for what a worker measures. This side writes the
+See :mod:`exporters.bench.keras_engines` for what a worker measures. This side writes the
 job, forwards the worker's ``[bench`` progress lines, and reads the result
 back. A worker that fails on a typed error (e.g. a Keras model that does not
 match the ONNX one) re-raises it here; one that crashes leaves the baselines
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import errors
+from .. import errors
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def _run_worker(job: dict, work: Path, progress) -> dict:
     job_path = work / f"job-{job['threads_label']}.json"
     job_path.write_text(json.dumps(job))
     tail = deque(maxlen=20)
-    proc = subprocess.Popen([sys.executable, "-m", "exporters.bench_tf", str(job_path)], env=_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "exporters.bench.keras_engines", str(job_path)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         line = line.rstrip()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import samples
-from .errors import ConfigError, InputShapeError
+from ..validation import samples
+from ..errors import ConfigError, InputShapeError
 
 
 def load_npz(path) -> tuple[np.ndarray, np.ndarray | None]:

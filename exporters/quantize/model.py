@@ -43,10 +43,12 @@ from pathlib import Path
 from runtime.contract import Contract
 from runtime.errors import RnnxError, UncheckedModelWarning
 
-from . import metadata, quant_data, quant_graph, validate
-from .atomic import write_bytes
-from .errors import ConfigError, ModelFormatError, QuantizationError
-from .inspect_onnx import describe
+from .. import metadata
+from ..validation import parity as validate
+from . import data as quant_data, graph as quant_graph
+from ..atomic import write_bytes
+from ..errors import ConfigError, ModelFormatError, QuantizationError
+from ..inspect_onnx import describe
 
 MODES = ("int8-dynamic", "int8-static", "fp16")
 METHODS = ("minmax", "entropy", "percentile")

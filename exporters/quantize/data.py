@@ -18,9 +18,9 @@ import numpy as np
 from runtime.contract import Contract
 from runtime.errors import InputValueError
 
-from . import samples as samples_mod
-from . import validate
-from .errors import ConfigError, DataError, InputShapeError
+from ..validation import samples as samples_mod
+from ..validation import parity as validate
+from ..errors import ConfigError, DataError, InputShapeError
 
 CALIBRATION_BATCH = 32
 PREDICT_BATCH = 256
@@ -61,7 +61,7 @@ class ModelInfo:
 
     @property
     def state_specs(self) -> list[tuple]:
-        """(input, output, units) per state, in contract order (exporters.validate's layout)."""
+        """(input, output, units) per state, in contract order (exporters.validation.parity's layout)."""
         return [(s.input, s.output, s.units) for s in self.contract.states] if self.streaming else []
 
 
@@ -172,7 +172,7 @@ def calibration_feeds(model_bytes: bytes, info: ModelInfo, x: np.ndarray):
     unrolled one dict per chunk, with the states the fp32 model has reached so far."""
     fixed = info.x_shape[0]
     if info.contract is None and len(info.inputs) > 1:
-        from .errors import QuantizationError
+        from ..errors import QuantizationError
 
         raise QuantizationError(f"{info.path.name} has no rnnx metadata and {len(info.inputs)} inputs "
                                 f"{[i['name'] for i in info.inputs]}; calibration can only feed a single input")
@@ -212,7 +212,7 @@ def make_reader(model_bytes: bytes, info: ModelInfo, x: np.ndarray):
 
 def predict(model_bytes: bytes, info: ModelInfo, x: np.ndarray) -> np.ndarray:
     """The model's output on `x` on one CPU thread: whole sequences for full/plain models,
-    streamed chunk by chunk with carried states (exporters.validate.stream) otherwise."""
+    streamed chunk by chunk with carried states (exporters.validation.parity.stream) otherwise."""
     if info.contract is None and len(info.inputs) > 1:
         raise ConfigError(f"{info.path.name} has no rnnx metadata and inputs {[i['name'] for i in info.inputs]}; "
                           "only a single-input plain model can be evaluated")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import emit_layers, rnn_params
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 # Non-recurrent layers that treat every time step alone (safe to run one chunk at a time).
 _STEPWISE = ("Dense", "Dropout", "Activation", "Embedding", "TimeDistributed",

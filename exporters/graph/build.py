@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import emit_layers, emit_native, emit_unrolled, rnn_params, segment
-from .errors import UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 from .onnx_graph import GraphBuilder
 
 FORBIDDEN_IN_UNROLLED = ("Loop", "Scan", "If", "LSTM", "GRU", "RNN")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import one_line_errors
+from .base import one_line_errors
 
 
 @click.command("bench")
@@ -39,10 +39,10 @@ def bench_command(target, keras_file, data, providers, batches, threads, reps, n
     the TensorFlow and LiteRT baselines on the same inputs. Progress goes to
     stderr, a summary to stdout.
     """
-    from .atomic import write_json
-    from .bench import benchmark
-    from .bench_data import load_npz
-    from .bench_text import render
+    from ..atomic import write_json
+    from ..bench import benchmark
+    from ..bench.data import load_npz
+    from ..bench.text import render
 
     x, y = load_npz(data) if data is not None else (None, None)
     result = benchmark(target, keras=keras_file, x=x, y=y,

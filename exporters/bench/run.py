@@ -14,7 +14,7 @@ throughput per batch, streaming step latency, size and load time, for each
 thread setting, plus ``speedup`` (baseline p50 / onnxruntime p50, batch 1)
 and ``throughput_ratio`` (onnxruntime samples/s / baseline samples/s) against
 every baseline measured on the same provider and threads. Baselines run in
-worker processes (see bench_worker); one that cannot run is listed with its
+worker processes (see exporters.bench.worker); one that cannot run is listed with its
 reason. A provider that is not available is skipped with the reason unless it
 was asked for explicitly (``strict_providers``), then it raises ProviderError.
 """
@@ -28,8 +28,9 @@ import numpy as np
 
 from runtime.errors import ProviderError
 
-from . import bench_data, bench_machine, bench_onnx, keras_io
-from .errors import ConfigError, ModelFormatError
+from . import data as bench_data, machine as bench_machine, ort as bench_onnx
+from .. import keras_io
+from ..errors import ConfigError, ModelFormatError
 
 FORMAT = 1
 DEFAULT_BATCHES = (1, 64, 256)
@@ -173,7 +174,7 @@ def benchmark(target, *, keras=None, x=None, y=None, providers=None, strict_prov
 
 
 def _baselines(result, keras, x, y, infos, threads, batches, reps, providers, litert, say):
-    from .bench_worker import run_baselines
+    from .worker import run_baselines
 
     keras = Path(keras)
     if not keras.is_file():
