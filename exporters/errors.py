@@ -21,3 +21,7 @@ class ConfigError(RnnxError, ValueError):
 
 class DataError(RnnxError):
     """A dataset file is missing, truncated, or not the data it claims to be."""
+
+
+class OutputError(RnnxError):
+    """An output file or folder could not be written (read-only, full disk, a file in the path, no permission)."""

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import struct
 import sys
-import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from exporters.atomic import atomic_path
 from exporters.errors import ConfigError, DataError
 
 FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -257,19 +259,13 @@ def _download(info: DatasetInfo, cache: Path) -> None:
         origin = KERAS_ORIGIN + info.keras_subdir + "/"
     else:
         target, names, origin = cache, [info.keras_npz], KERAS_ORIGIN
-    target.mkdir(parents=True, exist_ok=True)
     for fname in names:
         dest = target / fname
         if dest.exists():
             continue
         print(f"rnnx: downloading {origin}{fname}", file=sys.stderr)
-        fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{fname}.")
-        os.close(fd)
-        try:
-            urllib.request.urlretrieve(origin + fname, tmp)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            raise DataError(f"download of {origin}{fname} failed: {exc}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(dest) as tmp:     # a full disk or read-only cache: OutputError
+            try:
+                urllib.request.urlretrieve(origin + fname, tmp)
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+                raise DataError(f"download of {origin}{fname} failed: {exc}") from None
