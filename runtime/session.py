@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .contract import METADATA_KEY, Contract
+from .contract import METADATA_KEY, Contract, is_state_name
 from .errors import ModelFormatError, UncheckedModelWarning
 from .providers import check_active, resolve_providers, session_options
 
@@ -27,6 +27,7 @@ ORT_DTYPES = {
     "tensor(double)": np.dtype(np.float64),
     "tensor(uint8)": np.dtype(np.uint8),
     "tensor(int8)": np.dtype(np.int8),
+    "tensor(int16)": np.dtype(np.int16),
     "tensor(int32)": np.dtype(np.int32),
     "tensor(int64)": np.dtype(np.int64),
     "tensor(bool)": np.dtype(np.bool_),
@@ -90,38 +91,92 @@ def open_model(path, *, providers=None, threads: int | None = None) -> LoadedMod
 
 
 def _check_graph(session: ort.InferenceSession, contract: Contract, label: str) -> None:
-    """The graph's input/output names and ranks are those the contract declares."""
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
-    want_in = [contract.input.name] + [s.input for s in contract.states]
-    want_out = [contract.output.name] + [s.output for s in contract.states]
-    missing_in = [n for n in want_in if n not in inputs]
-    missing_out = [n for n in want_out if n not in outputs]
+    """The graph is the one the contract describes: names, then ranks, fixed dims and dtypes.
+
+    Raises ModelFormatError naming the first disagreement.
+    """
+    graph_in = {i.name: i for i in session.get_inputs()}
+    graph_out = {o.name: o for o in session.get_outputs()}
+    want_in = [t.name for t in contract.inputs] + [s.input for s in contract.states]
+    want_out = [t.name for t in contract.outputs] + [s.output for s in contract.states]
+    state_like = [n for n in graph_in if is_state_name(n) and n not in want_in]
+    if state_like and not contract.streaming:
+        raise ModelFormatError(
+            f"{label}: the graph has state inputs {state_like} but its rnnx metadata says variant "
+            f"'{contract.variant}'; a model that carries state is 'stream' or 'unrolled'")
+    if state_like:
+        raise ModelFormatError(
+            f"{label}: the graph has state inputs {state_like} that the rnnx metadata's 'states' "
+            f"does not declare (it declares {[s.input for s in contract.states]})")
+    missing_in = [n for n in want_in if n not in graph_in]
+    missing_out = [n for n in want_out if n not in graph_out]
     if missing_in or missing_out:
         raise ModelFormatError(
             f"{label}: graph does not match its rnnx metadata; expected inputs {want_in} and "
-            f"outputs {want_out}, the graph has inputs {list(inputs)} and outputs {list(outputs)}")
-    extra = [n for n in inputs if n not in want_in]
-    if extra:
-        raise ModelFormatError(
-            f"{label}: graph has inputs {extra} that its rnnx metadata does not describe; "
-            f"expected exactly {want_in}")
-    declared = inputs[contract.input.name].shape
-    if declared is not None and len(declared) != len(contract.input.shape):
-        raise ModelFormatError(
-            f"{label}: input {contract.input.name!r} has rank {len(declared)} in the graph but "
-            f"shape {list(contract.input.shape)} in the rnnx metadata")
+            f"outputs {want_out}, the graph has inputs {list(graph_in)} and outputs {list(graph_out)}")
+    for what, graph, want in (("inputs", graph_in, want_in), ("outputs", graph_out, want_out)):
+        extra = [n for n in graph if n not in want]
+        if extra:
+            raise ModelFormatError(
+                f"{label}: graph has {what} {extra} that its rnnx metadata does not describe; "
+                f"expected exactly {want}")
+    for spec in contract.inputs:
+        _check_tensor(label, "input", spec.name, spec.shape, spec.dtype, graph_in[spec.name])
+    for spec in contract.outputs:
+        _check_tensor(label, "output", spec.name, spec.shape, spec.dtype, graph_out[spec.name])
+    shapes = {s.input: _graph_shape(graph_in[s.input]) for s in contract.states}
     for spec in contract.states:
-        if len(spec.shape) != 2 or spec.shape[-1] is None:
-            raise ModelFormatError(
-                f"{label}: state {spec.input!r} must be declared (batch, units); got {list(spec.shape)}")
-    if contract.streaming and contract.chunk is not None and len(contract.input.shape) > 1:
-        axis = 1 if contract.input_time_axis is None else contract.input_time_axis
-        steps = contract.input.shape[axis]
-        if steps is not None and steps != contract.chunk:
-            raise ModelFormatError(
-                f"{label}: chunk is {contract.chunk} but input {contract.input.name!r} has "
-                f"{steps} steps on axis {axis}")
+        # a format-1 file declares no state dtype: the graph's is taken as it is
+        dtype = spec.dtype if contract.format >= 2 else None
+        for name, arg in ((spec.input, graph_in[spec.input]), (spec.output, graph_out[spec.output])):
+            problem = _tensor_problem(spec.shape, dtype, arg)
+            if problem is None:
+                continue
+            twin = [other.input for other in contract.states if other is not spec
+                    and _fits(spec.shape, shapes[other.input]) and _fits(other.shape, _graph_shape(arg))]
+            hint = f"; it looks swapped with state {twin[0]!r}" if twin else ""
+            raise ModelFormatError(f"{label}: state tensor {name!r} {problem}{hint}")
+
+
+def _check_tensor(label: str, what: str, name: str, shape: tuple, dtype: str, arg) -> None:
+    problem = _tensor_problem(shape, dtype, arg)
+    if problem is not None:
+        raise ModelFormatError(f"{label}: {what} {name!r} {problem}")
+
+
+def _tensor_problem(shape: tuple, dtype: str | None, arg) -> str | None:
+    """What is wrong with graph tensor ``arg`` against a declared shape and dtype, or None."""
+    graph = _graph_shape(arg)
+    if graph is not None and len(graph) != len(shape):
+        return (f"has rank {len(graph)} in the graph {_show(graph)} but shape {list(shape)} "
+                "in the rnnx metadata")
+    if graph is not None:
+        for axis, (want, got) in enumerate(zip(shape, graph)):
+            if want is not None and got is not None and want != got:
+                return (f"has {got} on axis {axis} in the graph {_show(graph)} but {want} in the rnnx "
+                        f"metadata's shape {list(shape)}")
+    if dtype is not None:
+        got = ORT_DTYPES.get(arg.type)
+        if got is None or got != np.dtype(dtype):
+            return f"is {arg.type} in the graph but {dtype} in the rnnx metadata"
+    return None
+
+
+def _graph_shape(arg) -> tuple | None:
+    """The graph's shape of a tensor, ``None`` for unknown dims (or for an unknown rank)."""
+    if arg.shape is None:
+        return None
+    return tuple(d if isinstance(d, int) and d >= 0 else None for d in arg.shape)
+
+
+def _fits(shape: tuple, graph: tuple | None) -> bool:
+    if graph is None:
+        return True
+    return len(graph) == len(shape) and all(a is None or b is None or a == b for a, b in zip(shape, graph))
+
+
+def _show(shape: tuple) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def _dtype_of(args, name: str, label: str) -> np.dtype:

@@ -97,3 +97,37 @@ def char_gru_stream() -> tuple[Path, str]:
             break
     res = export_model(model, workdir() / "char_gru", variants=("stream",), chunk=1, labels=vocab)
     return res.paths["stream"], SENTENCE
+
+
+def read_metadata(path) -> dict:
+    """The rnnx metadata dict of an exported file (test-only: uses the onnx package)."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(path))
+    return json.loads(next(p.value for p in proto.metadata_props if p.key == "rnnx"))
+
+
+def with_metadata(src, dst, meta) -> Path:
+    """Copy the model ``src`` to ``dst`` with its rnnx metadata replaced by ``meta``
+    (a dict, or raw text written as is), simulating a tampered or hand-edited file."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(src))
+    for i in reversed(range(len(proto.metadata_props))):
+        if proto.metadata_props[i].key == "rnnx":
+            del proto.metadata_props[i]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "rnnx", meta if isinstance(meta, str) else json.dumps(meta)
+    onnx.save(proto, str(dst))
+    return Path(dst)
+
+
+def format2(meta: dict) -> dict:
+    """A format-1 metadata dict as the equivalent format-2 document."""
+    from runtime.contract import Contract
+
+    return Contract.from_dict(meta).to_dict()
