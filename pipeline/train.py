@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ConfigError
-from pipeline import data, models, tasks
+from pipeline import data, distribute, lock, models, tasks
 from pipeline.outputs import atomic_path, write_csv, write_json
 from pipeline.params import integer, section
 from pipeline.stage import stage_main
@@ -80,8 +80,8 @@ class EpochLog:
         return _Log()
 
 
-def train_classifier(name: str, params: dict, ds: data.Dataset):
-    """Train lstm/gru/cnn_lstm; returns (model, metrics, history rows)."""
+def train_classifier(name: str, params: dict, ds: data.Dataset, dist: distribute.Distribution | None = None):
+    """Train lstm/gru/cnn_lstm (``batch_size``: the global batch over ``dist``'s replicas)."""
     cfg = section(params, "train", name)
     splits = task_splits(name, params, ds)
     train, val, test = splits["train"], splits["val"], splits["test"]
@@ -90,8 +90,13 @@ def train_classifier(name: str, params: dict, ds: data.Dataset):
     seed_everything(int(params.get("seed", 0)))
     epochs, batch_size = integer(cfg, "epochs", 10), integer(cfg, "batch_size", 128)
     steps = epochs * -(-len(train.y) // batch_size)
-    model = models.build(name, cfg, train.x.shape[1:], len(train.labels),
-                         decay_steps=steps if cfg.get("cosine_decay", True) else None)
+    dist = dist or distribute.single()
+    if batch_size < dist.replicas:
+        raise ConfigError(f"train.{name}.batch_size is the global batch, split across {dist.replicas} replicas; "
+                          f"expected at least {dist.replicas}, got {batch_size}")
+    with dist.scope():
+        model = dist.prepare(models.build(name, cfg, train.x.shape[1:], len(train.labels),
+                                          decay_steps=steps if cfg.get("cosine_decay", True) else None))
     callbacks = [EpochLog(name, epochs)]
     if cfg.get("keep_best", True):   # the epoch with the best validation accuracy (held out of train)
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=epochs,
@@ -104,7 +109,8 @@ def train_classifier(name: str, params: dict, ds: data.Dataset):
     best = int(np.argmax(hist.history["val_accuracy"])) + 1 if cfg.get("keep_best", True) else epochs
     metrics = {"test_accuracy": float(acc), "test_loss": float(loss), "epochs": epochs, "best_epoch": best,
                "train_seconds": round(seconds, 1), "n_train": int(len(train.y)),
-               "n_test": int(len(test.y)), "dataset": ds.name, "classes": len(train.labels)}
+               "n_test": int(len(test.y)), "dataset": ds.name, "classes": len(train.labels),
+               "distribute": dist.kind, "replicas": dist.replicas}
     if models.TASK_OF[name] == "clips":
         shuffled = tasks.shuffle_frames(test.x, seed=int(params.get("seed", 0)))
         _, shuffled_acc = model.evaluate(shuffled, test.y, batch_size=512, verbose=0)
@@ -129,17 +135,26 @@ def regenerate(deploy_model, task: tasks.CharTask) -> str:
     return "".join(out)
 
 
-def train_char_gru(params: dict):
-    """Train the char GRU until its stateful copy regenerates the sentence (or max_epochs)."""
+def train_char_gru(params: dict, dist: distribute.Distribution | None = None):
+    """Train the char GRU until its stateful copy regenerates the sentence (or max_epochs).
+
+    The task is one sentence (batch 1). Over R replicas the sentence is fed R
+    times in a global batch of R, one copy per replica: the averaged gradient
+    is the single sentence's, so every distribution trains the same model.
+    """
     cfg = section(params, "train", "char_gru")
     task = tasks.chars(section(params, "tasks", "chars").get("sentence", tasks.DEFAULT_SENTENCE))
     seed_everything(int(params.get("seed", 0)))
-    model = models.build("char_gru", cfg, task.x.shape[1:], len(task.vocab))
+    dist = dist or distribute.single()
+    replicas = dist.replicas
+    with dist.scope():
+        model = dist.prepare(models.build("char_gru", cfg, task.x.shape[1:], len(task.vocab)))
+    x, y = np.repeat(task.x, replicas, axis=0), np.repeat(task.y, replicas, axis=0)
     max_epochs, every = integer(cfg, "max_epochs", 1500), integer(cfg, "check_every", 50)
     target = task.sentence[1:] + task.sentence[0]
     history, text, epoch, t0 = [], "", 0, time.perf_counter()
     while epoch < max_epochs:
-        hist = model.fit(task.x, task.y, epochs=every, batch_size=1, verbose=0)
+        hist = model.fit(x, y, epochs=every, batch_size=replicas, verbose=0)
         for loss, acc in zip(hist.history["loss"], hist.history["accuracy"]):
             epoch += 1
             history.append({"epoch": epoch, "loss": float(loss), "accuracy": float(acc)})
@@ -152,20 +167,25 @@ def train_char_gru(params: dict):
     metrics = {"exact": text == target, "regenerated": (task.sentence[0] + text)[:len(task.sentence)],
                "sentence": task.sentence,
                "epochs": epoch, "train_accuracy": history[-1]["accuracy"], "train_loss": history[-1]["loss"],
-               "train_seconds": round(time.perf_counter() - t0, 1), "vocab": "".join(task.vocab)}
+               "train_seconds": round(time.perf_counter() - t0, 1), "vocab": "".join(task.vocab),
+               "distribute": dist.kind, "replicas": replicas}
     return deploy, metrics, history
 
 
 def run(name: str, params: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> dict:
     if name not in models.MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
+    dist = distribute.from_params(params)     # first: multi_worker connects before any TensorFlow op
+    print(f"[train {name}] distribute: {dist.describe()}", file=sys.stderr, flush=True)
     if name == "char_gru":
-        model, metrics, history = train_char_gru(params)
+        model, metrics, history = train_char_gru(params, dist)
     else:
         dcfg = section(params, "data")
         ds = data.load(dcfg.get("dataset", "fashion_mnist"), dcfg.get("dir"), dcfg.get("allow_download"))
         print(f"[train {name}] data: {ds.name} from {ds.source}", file=sys.stderr, flush=True)
-        model, metrics, history = train_classifier(name, params, ds)
+        model, metrics, history = train_classifier(name, params, ds, dist)
+    if not dist.is_chief:                     # the chief writes the model and metrics; the others are done
+        return metrics
     with atomic_path(models_dir / f"{name}.keras") as tmp:
         model.save(tmp)
     write_json(metrics_dir / "train" / f"{name}.json", metrics)
@@ -174,7 +194,8 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path, plots_dir:
 
 
 def _stage(name: str, params: dict, models: Path, metrics: Path, plots: Path) -> int:
-    metrics_out = run(name, params, models, metrics, plots)
+    with lock.work_lock(f"train {name}"):     # never while a benchmark stage measures (pipeline/lock.py)
+        metrics_out = run(name, params, models, metrics, plots)
     print(f"[train {name}] done: " + ", ".join(f"{k}={v}" for k, v in metrics_out.items()), file=sys.stderr)
     return 0
 
