@@ -89,6 +89,26 @@ def parse_tf_config(text: str | None) -> Task:
     return Task(type=kind, index=index, workers=workers, has_chief="chief" in cluster)
 
 
+def local_tf_configs(workers: int, host: str = "127.0.0.1") -> list[str]:
+    """``TF_CONFIG`` values for ``workers`` processes on this machine (free ports on ``host``), index order.
+
+    For trying multi_worker on one machine (tests, scripts/bench_distributed.py):
+    start one ``python -m pipeline.train NAME`` per value, with it in the environment.
+    """
+    import socket
+
+    socks = [socket.socket() for _ in range(workers)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        hosts = [f"{host}:{s.getsockname()[1]}" for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    return [json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
+            for i in range(workers)]
+
+
 @dataclass
 class Distribution:
     """The strategy a training run uses, and whether this process writes the results."""
