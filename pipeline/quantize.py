@@ -4,11 +4,15 @@
 
 For every mode in ``quantize.modes`` and every exported variant where the mode
 makes the recurrent weights smaller (`exporters.quantize.applicable`: not the
-native GRU op for int8, not native LSTM/GRU ops for static QDQ), writes
-``models/onnx/NAME/<variant>.<mode>.onnx``. Calibration samples come from the
-model's training split, evaluation samples from its test split (char_gru: the
-sentence). ``metrics/quantize/NAME.json`` holds every figure, the skipped
-pairs with the reason, and any gate failure; a gate failure fails the stage.
+native GRU op of ``full`` for int8, not native LSTM/GRU ops of ``full`` for
+static QDQ; stream variants get their recurrence unrolled into int8 matmuls),
+writes ``models/onnx/NAME/<variant>.<mode>.onnx``. With ``quantize.mixed:
+auto`` a model that misses the gate ``max_drop`` keeps its most sensitive
+layers in fp32 (precision "mixed"). Calibration samples come from the model's
+training split, evaluation samples from its test split (char_gru: the
+sentence). ``metrics/quantize/NAME.json`` holds every figure (drop, size,
+latency, the layers kept in float), the skipped pairs with the reason, and any
+gate failure; a gate failure fails the stage.
 """
 
 from __future__ import annotations
@@ -74,7 +78,11 @@ def settings(params: dict, name: str | None = None, mode: str | None = None) -> 
     if method not in METHODS:
         raise ConfigError(f"quantize.calibration_method must be one of {list(METHODS)}; got {method!r}")
     n_eval = cfg.get("eval_samples")
-    return {"modes": modes, "variants": variants, "method": method,
+    mixed = cfg.get("mixed", "auto")
+    if mixed not in ("auto", "off"):
+        raise ConfigError(f"quantize.mixed must be auto or off; got {mixed!r}")
+    return {"modes": modes, "variants": variants, "method": method, "mixed": mixed,
+            "allow_larger": bool(cfg.get("allow_larger", False)),
             "per_channel": bool(cfg.get("per_channel", False)), "max_drop": cfg.get("max_drop", 1.0),
             "n_cal": integer(cfg, "calibration_samples", 256),
             "n_eval": integer(cfg, "eval_samples") if n_eval is not None else None}
@@ -82,8 +90,7 @@ def settings(params: dict, name: str | None = None, mode: str | None = None) -> 
 
 def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[dict, list[str]]:
     """Quantize every applicable (variant, mode) of `name`; returns (metrics, gate failures)."""
-    from exporters.inspect_onnx import describe
-    from exporters.quantize import applicable, quantize_model
+    from exporters.quantize import applicable, model_info, quantize_model
 
     if name not in models.MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
@@ -93,7 +100,8 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
     say(f"calibration {cal_x.shape}, evaluation {eval_x.shape}")
     onnx_dir = models_dir / "onnx" / name
     metrics: dict = {"calibration_samples": int(len(cal_x)), "eval_samples": int(len(eval_x)),
-                     "max_drop": cfg["max_drop"], "method": cfg["method"], "per_channel": cfg["per_channel"]}
+                     "max_drop": cfg["max_drop"], "method": cfg["method"], "per_channel": cfg["per_channel"],
+                     "mixed": cfg["mixed"]}
     failures = []
     for mode in cfg["modes"]:
         figures = metrics.setdefault(mode, {})
@@ -102,7 +110,8 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
             if not src.is_file():
                 figures[variant] = {"skipped": f"{src} was not exported"}
                 continue
-            reason = applicable(mode, describe(src)["op_counts"])
+            info = model_info(src)
+            reason = applicable(mode, info.op_counts, chunk=info.chunk)
             if reason:
                 figures[variant] = {"skipped": reason}
                 say(f"{variant}.{mode}: skipped: {reason}")
@@ -113,6 +122,7 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
                                      calibration=cal_x if mode == "int8-static" else None,
                                      per_channel=mcfg["per_channel"], method=mcfg["method"],
                                      evaluation=(eval_x, eval_y), max_drop=mcfg["max_drop"], force=True,
+                                     mixed=mcfg["mixed"], allow_larger=mcfg["allow_larger"],
                                      progress=lambda msg, v=variant: say(f"{v}: {msg}"))
             except QuantizationError as exc:
                 failures.append(f"{variant}.{mode}: {exc}")
@@ -129,11 +139,13 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> tuple[d
 
 def _figures(rep: dict) -> dict:
     """The numbers DVC shows (flat where possible)."""
-    acc, agree = rep["accuracy"] or {}, rep["agreement"] or {}
+    acc, agree, lat = rep["accuracy"] or {}, rep["agreement"] or {}, rep.get("latency") or {}
     return {
+        "precision": rep.get("precision"), "kept_float": rep.get("kept_float", []), "layers": rep.get("layers", {}),
         "fp32_bytes": rep["size"]["fp32_bytes"], "bytes": rep["size"]["bytes"], "size_ratio": rep["size"]["ratio"],
         "accuracy_fp32": acc.get("fp32"), "accuracy": acc.get("quantized"), "drop_points": acc.get("drop_points"),
         "max_abs_diff": agree.get("max_abs_diff"), "argmax_agreement": agree.get("argmax_agreement"),
+        "latency_fp32_ms": lat.get("fp32_ms"), "latency_ms": lat.get("ms"), "speedup": lat.get("speedup"),
         "recurrent_weights": rep["recurrent_weights"], "notes": rep["notes"], "warnings": rep["warnings"],
     }
 

@@ -188,3 +188,34 @@ def _elements(tensor) -> int:
     for d in tensor.dims:
         n *= d
     return n
+
+
+_PASS_THROUGH = ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose")
+
+
+def vocab_sizes(model) -> dict:
+    """{graph input: rows of the embedding table it indexes}, for integer inputs that reach a
+    `Gather` of a 2-D initializer (an Embedding) through casts and reshapes only."""
+    g = model.graph
+    tables = {i.name: list(i.dims) for i in g.initializer}
+    consumers: dict = {}
+    for node in g.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found = {}
+    for inp in g.input:
+        if inp.name in tables:
+            continue
+        frontier, seen = [inp.name], set()
+        while frontier:
+            name = frontier.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node in consumers.get(name, []):
+                if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == name \
+                        and len(tables.get(node.input[0], [])) == 2:
+                    found[inp.name] = min(found.get(inp.name, 1 << 62), int(tables[node.input[0]][0]))
+                elif node.op_type in _PASS_THROUGH and node.input[0] == name:
+                    frontier.extend(node.output)
+    return found

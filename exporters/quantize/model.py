@@ -34,9 +34,10 @@ import copy
 import hashlib
 import io
 import logging
+import statistics
 import subprocess
 import sys
-import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -45,7 +46,8 @@ from runtime.errors import RnnxError, UncheckedModelWarning
 
 from .. import metadata
 from ..validation import parity as validate
-from . import data as quant_data, graph as quant_graph
+from . import data as quant_data, graph as quant_graph, layers as quant_layers, mixed as mixed_mod
+from . import unroll as unroll_mod, workspace
 from ..atomic import write_bytes
 from ..errors import ConfigError, ModelFormatError, QuantizationError
 from ..inspect_onnx import describe
@@ -60,9 +62,11 @@ STATIC_OPS = ["MatMul", "Gemm", "Conv"]  # QDQ elsewhere compounds error along t
 FP16_KEEP_FLOAT = ["Transpose"]
 
 
-def applicable(mode: str, op_counts: dict) -> str | None:
+def applicable(mode: str, op_counts: dict, *, chunk: int | None = None) -> str | None:
     """None when `mode` makes the recurrent weights of a model with these ops smaller
-    (int8 or fp16); otherwise the reason it would leave them in float32."""
+    (int8 or fp16); otherwise the reason it would leave them in float32. `chunk`: the
+    fixed steps per call of a stream/unrolled variant, whose GRU/LSTM nodes rnnx
+    unrolls into plain ops that onnxruntime quantizes."""
     if mode not in MODES:
         raise ConfigError(f"unknown quantization mode {mode!r}; expected one of {', '.join(MODES)}")
     if mode == "fp16":
@@ -71,23 +75,30 @@ def applicable(mode: str, op_counts: dict) -> str | None:
     if loops:
         return f"the recurrence is a {loops[0]}, whose body onnxruntime does not quantize"
     native = [op for op in RECURRENT_OPS if op in op_counts]
+    if chunk:
+        native = [op for op in native if op not in UNROLL[mode]]
     if mode == "int8-dynamic" and any(op != "LSTM" for op in native):
         op = next(op for op in native if op != "LSTM")
         return (f"onnxruntime has no quantized {op} op, so the {op} weights stay float32; "
-                "the unrolled variant gets int8 matmuls")
+                "the stream and unrolled variants get int8 matmuls")
     if mode == "int8-static" and native:
-        return (f"static QDQ leaves the {native[0]} op in float32; use int8-dynamic or the unrolled variant")
+        return (f"static QDQ leaves the {native[0]} op in float32; use int8-dynamic or the stream/unrolled variant")
     return None
 
 
-# -- mode handlers: (source path, work dir, options) -> (ModelProto, figures) ---------------------
+# -- mode handlers: (preprocessed path, work dir, options, nodes kept float) -> ModelProto ----------
+
+INT8_DYNAMIC_OPS = ("MatMul", "Conv", "Gemm", "LSTM", "Gather", "Attention")  # onnxruntime's IntegerOps registry
+QUANTIZABLE = {"int8-dynamic": INT8_DYNAMIC_OPS, "int8-static": tuple(STATIC_OPS), "fp16": None}
+UNROLL = {"int8-dynamic": ("GRU",), "int8-static": ("GRU", "LSTM"), "fp16": ()}
+
 
 def _preprocess(src: Path, work: Path, *, optimize: bool) -> tuple[Path, str]:
     """onnxruntime's quant_pre_process (symbolic shape inference, and graph optimization when
     `optimize`); the source itself when it fails, with the reason."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    out = work / "preprocessed.onnx"
+    out = work / ("preprocessed-opt.onnx" if optimize else "preprocessed.onnx")
     try:
         quant_pre_process(str(src), str(out), skip_optimization=not optimize)
     except Exception as exc:  # symbolic shape inference raises many types on unusual graphs
@@ -95,49 +106,62 @@ def _preprocess(src: Path, work: Path, *, optimize: bool) -> tuple[Path, str]:
     return out, "shape inference + optimization" if optimize else "shape inference"
 
 
-def _int8_dynamic(src: Path, work: Path, opts: dict):
+def _int8_dynamic(model_in: Path, work: Path, opts: dict, exclude: list):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # MatMul+Add must not be fused into Gemm first: quantize_dynamic has no integer Gemm
-    model_in, pre = _preprocess(src, work, optimize=False)
     out = work / "quantized.onnx"
-    quantize_dynamic(str(model_in), str(out), weight_type=QuantType.QInt8, per_channel=opts["per_channel"])
-    return _load(out), {"preprocess": pre}
+    quantize_dynamic(str(model_in), str(out), weight_type=QuantType.QInt8, per_channel=opts["per_channel"],
+                     nodes_to_exclude=list(exclude))
+    return _load(out), {}
 
 
-def _int8_static(src: Path, work: Path, opts: dict):
+def _int8_static(model_in: Path, work: Path, opts: dict, exclude: list):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    model_in, pre = _preprocess(src, work, optimize=True)
     reader = quant_data.make_reader(opts["source_bytes"], opts["info"], opts["calibration_x"])
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[opts["method"]]
     out = work / "quantized.onnx"
     quantize_static(str(model_in), str(out), reader, quant_format=QuantFormat.QDQ,
                     per_channel=opts["per_channel"], activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=method, op_types_to_quantize=STATIC_OPS)
-    return _load(out), {"preprocess": pre, "calibration_batches": reader.calls}
+                    weight_type=QuantType.QInt8, calibrate_method=method, op_types_to_quantize=STATIC_OPS,
+                    nodes_to_exclude=list(exclude))
+    return _load(out), {"calibration_batches": reader.calls}
 
 
-def _fp16(src: Path, work: Path, opts: dict):
+def _fp16(model_in: Path, work: Path, opts: dict, exclude: list):
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     # Transpose stays float32 (it has no weights): onnxruntime 1.32's full graph optimization
     # segfaults on two back-to-back float16 Transposes between stacked GRU ops (char_gru)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the converter warns about every clamped tiny value
-        model = convert_float_to_float16(_load(src), keep_io_types=True,
-                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FLOAT)
-    return model, {"preprocess": "none"}
+        model = convert_float_to_float16(_load(model_in), keep_io_types=True,
+                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FLOAT,
+                                         node_block_list=list(exclude) or None)
+    return model, {}
 
 
 HANDLERS = {"int8-dynamic": _int8_dynamic, "int8-static": _int8_static, "fp16": _fp16}
+PREPROCESS = {"int8-dynamic": False, "int8-static": True, "fp16": None}  # optimize? None: no pre-processing
 
 
 def _load(path: Path):
     import onnx
 
     return onnx.load(str(path))
+
+
+def _load_source(src: Path):
+    """The fp32 model with its weights; external data must lie in the model's folder."""
+    import onnx
+
+    try:
+        return onnx.load(str(src))
+    except Exception as exc:  # onnx refuses external data outside the folder, or missing
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"{src.name}: cannot load its weights: {first}; external data files must "
+                               "lie in the model's folder (or below it)") from None
 
 
 # -- checks -----------------------------------------------------------------------------------------
@@ -166,6 +190,8 @@ def _check_paths(src, dst, force: bool) -> tuple[Path, Path]:
 
 
 def model_info(path: Path) -> quant_data.ModelInfo:
+    import onnx
+
     info = describe(path)  # ModelFormatError for a missing or non-ONNX file
     meta = info["rnnx"]
     contract = None
@@ -175,8 +201,9 @@ def model_info(path: Path) -> quant_data.ModelInfo:
         contract = Contract.from_dict(meta)
     if not info["inputs"]:
         raise ModelFormatError(f"{path.name} has no graph inputs; expected an rnnx export with input 'x'")
+    vocab = quant_graph.vocab_sizes(onnx.load(str(path), load_external_data=False))
     return quant_data.ModelInfo(path=path, inputs=info["inputs"], outputs=info["outputs"],
-                                op_counts=info["op_counts"], meta=meta, contract=contract)
+                                op_counts=info["op_counts"], meta=meta, contract=contract, vocab_sizes=vocab)
 
 
 def _signature(tensors: list) -> list:
@@ -194,9 +221,13 @@ def _check_io(before: quant_data.ModelInfo, after: quant_data.ModelInfo, mode: s
 
 # -- the API ----------------------------------------------------------------------------------------
 
+MIXED = ("auto", "off")
+LATENCY_REPS = 50
+
+
 def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, method="minmax",
-                   evaluation=None, max_drop=1.0, force=False,
-                   calibration_limit=DEFAULT_CALIBRATION_LIMIT, progress=None) -> dict:
+                   evaluation=None, max_drop=1.0, force=False, mixed="auto", allow_larger=False,
+                   calibration_limit=DEFAULT_CALIBRATION_LIMIT, latency_reps=LATENCY_REPS, progress=None) -> dict:
     """Quantize the ONNX model `src` into `dst` and return the report.
 
     Args:
@@ -204,29 +235,41 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             quantized too, with a warning listing what its missing metadata means.
         dst: the output .onnx path (its folder is created).
         mode: "int8-dynamic", "int8-static" or "fp16".
-        calibration: samples for int8-static: a .npz with 'x' (N, T, ...), an array,
-            or a dict with 'x'. The first `calibration_limit` sequences are used.
+        calibration: samples for int8-static: a .npz with 'x' (N, T, ...) (one array per
+            input name for a model with several inputs), an array, or a dict. Each input
+            in its own dtype (integer token ids for an Embedding input). The first
+            `calibration_limit` sequences are used.
         per_channel: per-channel weight scales (int8 modes).
         method: calibrator for int8-static: "minmax", "entropy" or "percentile".
         evaluation: samples with integer labels: a .npz with 'x' and 'y', an (x, y)
             pair or a dict. Enables the accuracy gate.
         max_drop: largest accepted accuracy drop, in percentage points.
         force: replace `dst` if it exists.
+        mixed: "auto": when quantizing every layer misses the gate, keep the most
+            sensitive layers in fp32, one at a time, until it holds (precision "mixed");
+            "off": all or nothing.
+        allow_larger: accept a result larger than the fp32 file (otherwise an error).
+        latency_reps: batch-1 calls timed for the latency figures (0: not measured).
         progress: callable(str) receiving progress lines, or None.
 
     Returns:
-        The report: sizes, op counts before/after, accuracy before/after and the drop,
-        max |Δ| and argmax agreement against fp32, notes and warnings.
+        The report: sizes, latency, op counts, per-layer precision (and sensitivity when
+        the mixed search ran), accuracy before/after and the drop, max |Δ| and argmax
+        agreement against fp32, notes and warnings.
 
     Raises:
         ConfigError: bad option, missing calibration for int8-static, `dst` exists.
-        ModelFormatError: `src` is missing, not ONNX, or its metadata is malformed.
+        ModelFormatError: `src` is missing, not ONNX, its metadata is malformed, or its
+            external data lies outside its folder.
         InputShapeError, InputValueError, DataError: unusable calibration/evaluation data.
-        QuantizationError: quantization failed, changed the model's I/O, or lost more
-            than `max_drop` accuracy points (nothing is written then).
+        QuantizationError: quantization failed, changed the model's I/O, made it larger,
+            or lost more than `max_drop` accuracy points even with layers kept in float
+            (nothing is written then).
     """
     say = progress or (lambda _msg: None)
     max_drop = _check_options(mode, method, per_channel, max_drop, calibration_limit)
+    if mixed not in MIXED:
+        raise ConfigError(f"mixed must be one of {', '.join(MIXED)}; got {mixed!r}")
     src, dst = _check_paths(src, dst, force)
     info = model_info(src)
     notes, warn = [], []
@@ -239,13 +282,14 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
     elif info.contract.precision != "fp32":
         raise QuantizationError(f"{src.name} is already quantized (precision {info.contract.precision!r}); "
                                 "quantize its fp32 export instead")
-    source_bytes = src.read_bytes()
-    original_names = quant_graph.names_in(_load(src))
+    source = _load_source(src.resolve())
+    source_bytes = source.SerializeToString()
+    original_names = quant_graph.names_in(source)
 
     cal_x = None
     if calibration is not None:
-        raw, _ = quant_data.read_arrays(calibration, "calibration", need_labels=False)
-        cal_x, extra = quant_data.check_x(raw[:calibration_limit], info, "calibration")
+        raw, _ = quant_data.read_arrays(calibration, "calibration", info, need_labels=False)
+        cal_x, extra = quant_data.check_x({k: v[:calibration_limit] for k, v in raw.items()}, info, "calibration")
         warn += extra
         if mode != "int8-static":
             notes.append(f"{mode} does not calibrate: the calibration data was only used to compare outputs")
@@ -254,39 +298,63 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
                           "input (--calibration FILE.npz)")
     eval_x = eval_y = None
     if evaluation is not None:
-        raw_x, raw_y = quant_data.read_arrays(evaluation, "evaluation", need_labels=True)
+        raw_x, raw_y = quant_data.read_arrays(evaluation, "evaluation", info, need_labels=True)
         eval_x, extra = quant_data.check_x(raw_x, info, "evaluation")
         eval_y = quant_data.check_labels(raw_y, eval_x, info)
         warn += extra
+    if eval_x is not None:
+        x_cmp, data_kind = eval_x, "evaluation"
+    elif cal_x is not None:
+        x_cmp, data_kind = cal_x, "calibration"
+    else:
+        x_cmp, data_kind = quant_data.random_x(info), "random"
+    ref = _predict(source_bytes, info, x_cmp, mode)
 
-    reason = applicable(mode, info.op_counts)
+    reason = applicable(mode, info.op_counts, chunk=info.chunk)
     if reason:
         notes.append(reason)
     say(f"{mode}: quantizing {src.name} ({len(source_bytes)} bytes)")
-    with tempfile.TemporaryDirectory(prefix="rnnx-quantize-") as tmp:
-        work = Path(tmp)
+    with workspace.workspace() as work:
         opts = {"per_channel": per_channel, "method": method, "info": info, "source_bytes": source_bytes,
                 "calibration_x": cal_x}
-        try:
-            with _quantizer_output(say) as log:
-                proto, figures = HANDLERS[mode](src, work, opts)
-        except RnnxError:
-            raise
-        except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise QuantizationError(f"{mode} quantization of {src.name} failed: {first}") from None
-        figures["quantizer_log"] = log
+        prepared, unrolled = _prepare(source, mode, info, work)
+        layer_nodes, figures = _layers_and_preprocess(prepared, mode, work)
+
+        def quantize(kept: tuple):
+            exclude = [n for layer in kept for n in layer_nodes[layer]]
+            try:
+                with workspace.inside(work), _quantizer_output(say) as log:
+                    proto, extra = HANDLERS[mode](figures["model_in"], work, opts, exclude)
+            except RnnxError:
+                raise
+            except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise QuantizationError(f"{mode} quantization of {src.name} failed: {first}") from None
+            figures.update(extra)
+            figures["quantizer_log"] = list(dict.fromkeys(figures.get("quantizer_log", []) + log))
+            return proto
+
+        def attempt(kept: tuple) -> mixed_mod.Trial:
+            got = _predict(quantize(kept).SerializeToString(), info, x_cmp, mode)
+            return _trial(kept, ref, got, eval_y)
+
+        quantizable = [name for name, nodes in layer_nodes.items() if nodes]
+        kept, search_log = (), None
+        first = attempt(())
+        if eval_y is not None and first.drop_points > max_drop and mixed == "auto" and len(quantizable) > 1:
+            say(f"{mode}: all layers quantized lose {first.drop_points:.2f} points (max {max_drop:g}); "
+                f"measuring the sensitivity of {len(quantizable)} layers")
+            chosen, search_log = mixed_mod.search(quantizable, attempt, max_drop, say)
+            search_log["all_quantized"] = first.public()
+            if chosen is not None:
+                kept = chosen.kept
+        proto = quantize(kept)
         shared = quant_graph.share_weights(proto)
         shared["names_shortened"] = quant_graph.shorten_new_names(proto, original_names)
-        if info.meta is not None:
-            meta = copy.deepcopy(info.meta)
-            meta["precision"] = mode
-            meta["quantization"] = {"mode": mode, "per_channel": per_channel,
-                                    "method": method if mode == "int8-static" else None,
-                                    "fp32_sha256": hashlib.sha256(source_bytes).hexdigest(),
-                                    "fp32_bytes": len(source_bytes)}
-            metadata.attach(proto, meta)
-        blob = proto.SerializeToString()
+        precision = "mixed" if kept else mode
+        layer_table = _layer_table(layer_nodes, kept, mode, figures)
+        blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
+                              unrolled)
         out_path = work / "final.onnx"
         out_path.write_bytes(blob)
         after = model_info(out_path)
@@ -295,13 +363,125 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         _check_contract(out_path, info, mode)
         report = _report(src, dst, mode, info, after, len(source_bytes), len(blob), figures, shared,
                          per_channel, method, cal_x, notes, warn, proto)
+        report.update(precision=precision, layers=layer_table, kept_float=list(kept), unrolled=unrolled,
+                      mixed={"setting": mixed, "search": search_log})
         say(f"{mode}: {len(source_bytes)} -> {len(blob)} bytes; comparing with fp32")
-        _compare(report, source_bytes, blob, info, after, eval_x, eval_y, cal_x)
+        _compare(report, ref, _predict(blob, after, x_cmp, mode), x_cmp, data_kind, info, eval_y)
+        if latency_reps:
+            report["latency"] = _latency(source_bytes, blob, info, x_cmp, latency_reps)
         _gate(report, max_drop, src, mode)
+        blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
+                              unrolled, size=report["size"], latency=report.get("latency"))
+        report["size"].update(bytes=len(blob), ratio=round(len(blob) / len(source_bytes), 4))
+        _check_size(report, allow_larger, src, mode)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(dst, blob)
-    say(f"{mode}: wrote {dst}")
+    say(f"{mode}: wrote {dst}" + (f" (kept in fp32: {', '.join(kept)})" if kept else ""))
     return report
+
+
+def _predict(model_bytes: bytes, info, x: dict, mode: str):
+    try:
+        return quant_data.predict(model_bytes, info, x)
+    except ModelFormatError as exc:
+        raise QuantizationError(f"{mode}: {exc}") from None
+
+
+def _trial(kept: tuple, ref, got, eval_y) -> mixed_mod.Trial:
+    stats = validate.compare(got, ref)
+    drop = 0.0
+    if eval_y is not None:
+        drop = round((quant_data.accuracy(ref, eval_y) - quant_data.accuracy(got, eval_y)) * 100, 4)
+    return mixed_mod.Trial(tuple(kept), drop, stats["mean_abs_diff"], stats["max_abs_diff"],
+                           stats["argmax_agreement"])
+
+
+def _prepare(source, mode: str, info, work: Path):
+    """The fp32 model the quantizer starts from: every node named, and for stream/unrolled
+    variants the GRU/LSTM nodes the mode cannot quantize written out step by step."""
+    import copy as _copy
+
+    model = _copy.deepcopy(source)
+    quant_layers.name_nodes(model)
+    unrolled = None
+    if info.streaming and UNROLL[mode] and any(op in info.op_counts for op in UNROLL[mode]):
+        unrolled = unroll_mod.unroll_recurrent(model, UNROLL[mode])
+    path = work / "prepared.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path, unrolled
+
+
+def _layers_and_preprocess(prepared: Path, mode: str, work: Path):
+    """Pre-process once; returns ({layer: quantizable node names}, figures with 'model_in')."""
+    optimize = PREPROCESS[mode]
+    if optimize is None:
+        model_in, pre = prepared, "none"
+    else:
+        with workspace.inside(work):
+            model_in, pre = _preprocess(prepared, work, optimize=optimize)
+    model = _load(model_in)
+    ops = QUANTIZABLE[mode]
+    by_name = {n.name: n.op_type for n in model.graph.node}
+    table = {}
+    for layer, nodes in quant_layers.layers(model).items():
+        table[layer] = nodes if ops is None else [n for n in nodes if by_name.get(n) in ops]
+    return table, {"model_in": model_in, "preprocess": pre, "layer_nodes": quant_layers.layers(model)}
+
+
+def _layer_table(layer_nodes: dict, kept: tuple, mode: str, figures: dict) -> dict:
+    """{layer: precision}: the mode's ('int8'/'fp16') for quantized layers, 'fp32' for kept ones
+    and for layers the mode does not quantize (e.g. a native GRU op under int8)."""
+    quantized = "fp16" if mode == "fp16" else "int8"
+    return {layer: ("fp32" if layer in kept or not nodes else quantized) for layer, nodes in layer_nodes.items()}
+
+
+def _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table, unrolled,
+                   *, size=None, latency=None) -> bytes:
+    if info.meta is not None:
+        meta = copy.deepcopy(info.meta)
+        meta["precision"] = precision
+        meta["quantization"] = {"mode": mode, "per_channel": per_channel,
+                                "method": method if mode == "int8-static" else None,
+                                "fp32_sha256": hashlib.sha256(source_bytes).hexdigest(),
+                                "fp32_bytes": len(source_bytes), "layers": layer_table,
+                                "unrolled": (unrolled or {}).get("unrolled", [])}
+        if size is not None:
+            meta["quantization"]["size_ratio"] = size["ratio"]
+        if latency is not None:
+            meta["quantization"]["latency"] = latency
+        metadata.attach(proto, meta)
+    return proto.SerializeToString()
+
+
+def _latency(source_bytes: bytes, blob: bytes, info, x: dict, reps: int) -> dict:
+    """Median of `reps` batch-1 calls (one sequence, or one chunk with its states) on one thread,
+    fp32 and quantized interleaved so that both see the same machine load."""
+    feed = quant_data.one_call_feed(info, x)
+    sessions = [quant_data.session(source_bytes), quant_data.session(blob)]
+    for sess in sessions:
+        for _ in range(5):
+            sess.run(None, feed)
+    times = [[], []]
+    for _ in range(reps):
+        for k, sess in enumerate(sessions):
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            times[k].append(time.perf_counter() - t0)
+    fp32, quant = (statistics.median(t) * 1e3 for t in times)
+    return {"fp32_ms": round(fp32, 4), "ms": round(quant, 4), "speedup": round(fp32 / quant, 3),
+            "calls": reps, "what": "one call at batch 1, 1 thread, median"}
+
+
+def _check_size(report: dict, allow_larger: bool, src: Path, mode: str) -> None:
+    size = report["size"]
+    if size["ratio"] > 1.0 and not allow_larger:
+        exc = QuantizationError(
+            f"{mode} {src.name}: the quantized file is {size['ratio']:.0%} of the fp32 one "
+            f"({size['bytes']} > {size['fp32_bytes']} bytes): "
+            + ("; ".join(report["notes"]) or "the quantizer added more than it saved")
+            + "; nothing written (allow_larger / --allow-larger accepts it)")
+        exc.report = report
+        raise exc
 
 
 @contextlib.contextmanager
@@ -338,7 +518,7 @@ def _probe_in_subprocess(path: Path, mode: str) -> None:
             "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])")
     try:
         res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                             timeout=300)
+                             timeout=300, cwd=path.parent)
     except subprocess.TimeoutExpired:
         raise QuantizationError(f"{mode}: onnxruntime did not load the converted model in 300 s") from None
     if res.returncode != 0:
@@ -360,7 +540,7 @@ def _check_contract(path: Path, info: quant_data.ModelInfo, mode: str) -> None:
     import runtime
 
     try:
-        runtime.load(path, providers=["cpu"], threads=1, batch=info.x_shape[0] or 1)
+        runtime.load(path, providers=["cpu"], threads=1, batch=info.fixed_batch or 1)
     except RnnxError as exc:
         raise QuantizationError(f"{mode}: the runtime refuses the quantized model: {exc}") from None
 
@@ -375,19 +555,20 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
     for op in float_rnn:
         if mode != "fp16" and op in ("GRU", "RNN") and not any(op in n for n in notes):
             notes.append(f"onnxruntime has no quantized {op} op: the {op} stays float32 here; "
-                         "the unrolled variant gets int8 matmuls")
+                         "the stream and unrolled variants get int8 matmuls")
     ratio = after_bytes / before_bytes
     if mode != "fp16" and recurrent == "int8" and ratio > SIZE_TARGET:
         notes.append(f"int8 file is {ratio:.0%} of fp32, above the {SIZE_TARGET:.0%} target: "
                      "graph structure, not weights, dominates this small model")
     return {
-        "format": 1,
+        "format": 2,
         "source": str(src), "output": str(dst), "mode": mode,
         "variant": info.contract.variant if info.contract else None,
         "chunk": info.chunk,
         "rnnx_metadata": info.contract is not None,
         "per_channel": per_channel,
-        "calibration": ({"method": method, "samples": int(len(cal_x)), "batches": figures.get("calibration_batches"),
+        "calibration": ({"method": method, "samples": quant_data.n_samples(cal_x),
+                         "batches": figures.get("calibration_batches"),
                          "states": "carried from the fp32 model chunk by chunk" if info.streaming else None}
                         if mode == "int8-static" else None),
         "preprocess": figures.get("preprocess"),
@@ -398,33 +579,23 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
         "recurrent_weights": recurrent,
         "float_recurrent_ops": float_rnn if mode != "fp16" else [],
         "op_counts": {"fp32": info.op_counts, "quantized": after.op_counts},
-        "state_inputs": [s[0] for s in info.state_specs],
+        "state_inputs": [s.input for s in info.states],
         "notes": notes, "warnings": warn,
-        "accuracy": None, "agreement": None,
+        "accuracy": None, "agreement": None, "latency": None,
     }
 
 
-def _compare(report, source_bytes, blob, info, after, eval_x, eval_y, cal_x) -> None:
+def _compare(report, ref, got, x, data_kind, info, eval_y) -> None:
     """Fill the report's agreement (vs fp32) and accuracy figures."""
-    if eval_x is not None:
-        x, data = eval_x, "evaluation"
-    elif cal_x is not None:
-        x, data = cal_x, "calibration"
-    else:
-        x, data = quant_data.random_x(info), "random"
-    try:
-        ref = quant_data.predict(source_bytes, info, x)
-        got = quant_data.predict(blob, after, x)
-    except ModelFormatError as exc:
-        raise QuantizationError(f"{report['mode']}: {exc}") from None
     stats = validate.compare(got, ref)
-    report["agreement"] = {"data": data, "samples": int(len(x)), "steps": int(x.shape[1]) if x.ndim > 1 else None,
+    report["agreement"] = {"data": data_kind, "samples": quant_data.n_samples(x),
+                           "steps": quant_data.steps_of(x, info),
                            "max_abs_diff": stats["max_abs_diff"], "mean_abs_diff": stats["mean_abs_diff"],
                            "argmax_agreement": stats["argmax_agreement"]}
     if eval_y is not None:
         fp32, quant = quant_data.accuracy(ref, eval_y), quant_data.accuracy(got, eval_y)
         report["accuracy"] = {"fp32": fp32, "quantized": quant, "drop_points": round((fp32 - quant) * 100, 4),
-                              "samples": int(len(eval_x))}
+                              "samples": quant_data.n_samples(x)}
 
 
 def _gate(report: dict, max_drop: float, src: Path, mode: str) -> None:
@@ -433,13 +604,15 @@ def _gate(report: dict, max_drop: float, src: Path, mode: str) -> None:
         return
     acc["max_drop"] = max_drop
     if not acc["drop_points"] <= max_drop:
+        search = (report.get("mixed") or {}).get("search")
+        tried = (f"; keeping layers in fp32 one at a time ({', '.join(search['order'])}, most sensitive first) "
+                 "did not meet it either" if search else "")
         exc = QuantizationError(
             f"{mode} {src.name}: accuracy dropped {acc['drop_points']:.2f} points (fp32 {acc['fp32']:.4f} -> "
             f"{mode} {acc['quantized']:.4f} on {acc['samples']} samples), more than max_drop {max_drop:g}; "
-            f"argmax agreement with fp32 {_fmt(report['agreement']['argmax_agreement'])}; nothing written")
+            f"argmax agreement with fp32 {_fmt(report['agreement']['argmax_agreement'])}{tried}; nothing written")
         exc.report = report
         raise exc
-
 
 
 def _fmt(value) -> str:

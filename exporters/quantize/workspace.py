@@ -1,0 +1,81 @@
+"""A private temporary folder for one quantization, and nothing left behind.
+
+onnxruntime's quantization tools write scratch files into the current
+directory (symbolic shape inference on a graph with a `Loop` leaves
+`sym_shape_infer_temp.onnx` and a `<uuid>.data` file there). `workspace()`
+makes a folder of its own, runs the quantizer with that folder as the
+current directory (restoring the caller's afterwards) and removes it on the
+way out, on errors, Ctrl-C and SIGTERM too. A run killed outright (SIGKILL)
+cannot clean up; its folder carries the process id, and the next run removes
+the folders of processes that no longer exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+PREFIX = "rnnx-quantize-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale(root: Path | None = None) -> list[Path]:
+    """Remove the workspaces of processes that have ended; returns what was removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{PREFIX}*-*"):
+        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+class _Terminated(BaseException):
+    """SIGTERM turned into an exception so that `finally` blocks run."""
+
+
+@contextlib.contextmanager
+def workspace():
+    """Yield a fresh folder (removed afterwards); see `inside` for running in it."""
+    sweep_stale()
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    old = None
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        def _raise(signum, frame):
+            raise _Terminated(f"signal {signum}")
+        old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield path
+    except _Terminated:
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def inside(path: Path):
+    """Run with `path` as the current directory (scratch files of the quantizer land there)."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old)
