@@ -8,8 +8,15 @@ Example::
     res.report["variants"]["full"]["parity"]["max_abs_diff"]
 
 Every variant is built and validated against Keras in memory first; only
-when all pass are the files written (atomically), then `export.json`. A
-miss raises ParityError and leaves no model file behind.
+when all pass is the set written, as one: the folder holds the complete old
+set or the complete new set at every instant (`atomic.write_set`), and
+`export.json` records each file's sha256. A miss raises ParityError and
+leaves no model file behind.
+
+With `variants=None` every variant the model supports is written, and the
+report says which were skipped and why (e.g. Bidirectional layers need the
+whole sequence, so they export as `full` only); an explicitly requested
+variant that cannot be made raises UnsupportedLayerError.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ import numpy as np
 from runtime.contract import VARIANTS
 
 from . import keras_io, metadata
-from .graph import build, fallback, plan as planning, reference
+from .atomic import check_writable, write_set
+from .errors import ConfigError, ModelFormatError, ParityError, UnsupportedLayerError
+from .graph import fallback, reference, walker
 from .validation import parity as validate, samples as samples_mod
-from .atomic import write_bytes, write_json
-from .errors import ConfigError, ModelFormatError, UnsupportedLayerError
 
 REPORT_NAME = "export.json"
 MIN_OPSET = 13
@@ -40,16 +47,19 @@ class ExportResult:
 
 
 def _rnnx_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import version
 
-        return version("rnnx")
-    except Exception:  # not installed (running from a checkout)
-        return "0.1.0"
+    return version("rnnx")
+
+
+FORBIDDEN_IN_UNROLLED = ("Loop", "Scan", "If", "LSTM", "GRU", "RNN")
+OTHER_LENGTHS = 2   # a dynamic time axis is declared only when validated at this many other lengths
 
 
 def _check_options(variants, chunk, opset, atol, uint8_scale) -> tuple:
-    if isinstance(variants, str):
+    if variants is None:
+        variants = VARIANTS
+    elif isinstance(variants, str):
         variants = tuple(v.strip() for v in variants.split(",") if v.strip())
     variants = tuple(variants)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -76,6 +86,7 @@ def _check_out_dir(out_dir) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output directory {str(out)!r} is a file; expected a directory (or a new path)")
+    check_writable(out)  # fail now, not after minutes of validation
     return out
 
 
@@ -110,32 +121,37 @@ def _load(model_or_path, name):
     return model, source
 
 
-def _keras(ref, x, batch: int = 256) -> np.ndarray:
-    """Keras reference outputs, computed in batches to bound memory on large sample sets."""
-    parts = [np.asarray(ref(x[i:i + batch], training=False), dtype=np.float32)
-             for i in range(0, len(x), batch)]
-    return np.concatenate(parts, axis=0)
+def _keras(ref, xs: list, batch: int = 256) -> list[np.ndarray]:
+    """Keras reference outputs (one array per model output), in batches to bound memory."""
+    parts = []
+    for i in range(0, len(xs[0]), batch):
+        feed = [x[i:i + batch] for x in xs]
+        ys = ref(feed[0] if len(feed) == 1 else feed, training=False)
+        ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+        parts.append([np.asarray(y, dtype=np.float32) for y in ys])
+    return [np.concatenate(p, axis=0) for p in zip(*parts)]
 
 
 def _op_counts(model) -> dict:
     return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
 
 
-def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolled"), chunk=1,
+def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
                  opset=17, atol=1e-5, samples=None, labels=None, uint8_scale=None,
                  name=None, progress=None) -> ExportResult:
-    """Export, validate and write the requested variants of a Keras recurrent model.
+    """Export, validate and write the variants of a Keras recurrent model.
 
     Args:
         model_or_path: a keras.Model or a path to a .keras file (loaded with safe mode on).
         out_dir: directory for full.onnx, stream.onnx, unrolled.onnx and export.json.
-        variants: any of "full", "stream", "unrolled".
+        variants: any of "full", "stream", "unrolled"; None = every variant the model supports
+            (the report's "skipped" says why the others were not made).
         chunk: time steps per call of the stream/unrolled variants.
         opset: ONNX opset.
-        atol: largest |onnx - keras| accepted on the output.
-        samples: validation inputs, an array (N, T, ...) or a .npz path (key 'x');
-            shaped random data when None.
-        labels: class labels (list, "a,b,c", or a .txt file with one per line).
+        atol: largest |onnx - keras| accepted on every output.
+        samples: validation inputs: an array (N, T, ...), a dict input name -> array, or a .npz
+            path (key 'x', or one key per input name); shaped random data when None.
+        labels: class labels of the first output (list, "a,b,c", or a .txt file with one per line).
         uint8_scale: the scale applied to uint8 inputs before the model (True = 1/255).
         name: model name for the metadata (default: file stem or model name).
         progress: callable(str) that receives progress lines, or None.
@@ -144,113 +160,230 @@ def export_model(model_or_path, out_dir, *, variants=("full", "stream", "unrolle
         ExportResult with `paths` (variant -> Path) and `report` (export.json's content).
 
     Raises:
-        ConfigError, ModelFormatError, UnsupportedLayerError, InputShapeError, ParityError.
+        ConfigError, ModelFormatError, UnsupportedLayerError, InputShapeError, ParityError, OutputError.
     """
     say = progress or (lambda _msg: None)
+    explicit = variants is not None
     variants, chunk, opset, atol, uint8_scale = _check_options(variants, chunk, opset, atol, uint8_scale)
     out = _check_out_dir(out_dir)
     label_list = _read_labels(labels)
     model, source = _load(model_or_path, name)
-    ref, dynamic_time = reference.reference_model(model)
-    plan = planning.make(ref)
-    streams = [v for v in variants if v != "full"]
-    if streams and plan.stream_blocker:
-        raise UnsupportedLayerError(f"cannot export {'/'.join(streams)}: {plan.stream_blocker}")
-    if streams and not dynamic_time:
-        raise UnsupportedLayerError(f"cannot export {'/'.join(streams)}: the model only accepts sequences "
-                                    f"of exactly {plan.input_shape[1]} steps")
-    n_out = plan.output_shape[-1]
+    ref, time_inputs, dynamic_time = reference.build_reference(model)
+    plan = walker.plan(ref, time_inputs)
+    variants, skipped = _choose_variants(plan, variants, explicit, dynamic_time)
+    for variant, why in skipped.items():
+        say(f"{variant}: skipped: {why}")
+    first_out = plan.outputs[0]
+    n_out = first_out.shape[-1] if len(first_out.shape) > 1 else None
     if label_list is not None and n_out is not None and len(label_list) != n_out:
         raise ConfigError(f"{len(label_list)} labels given; the model output has {n_out} values per prediction")
-    original_steps = model.inputs[0].shape[1] if len(model.inputs[0].shape) > 1 else None
-    x, sample_source = _samples(samples, plan, dynamic_time, original_steps, chunk, bool(streams))
+    streaming = any(v != "full" for v in variants)
+    xs, sample_source = _samples(samples, plan, dynamic_time, model, chunk, streaming)
+    steps = _steps(plan, xs)
     # Inputs are all checked: a bad one fails above, before any progress line is printed.
     say(f"loaded {source['name']!r} ({len(model.layers)} layers, {len(plan.recurrent)} recurrent); "
-        f"validating on {x.shape[0]} {sample_source} samples of {x.shape[1]} steps")
+        f"validating on {xs[0].shape[0]} {sample_source} samples" + (f" of {steps} steps" if steps else ""))
 
-    keras_full = _keras(ref, x)
+    keras_full = _keras(ref, xs)
     built, entries, cache, full_session = {}, {}, {}, None
+    fixed_time = None
     for variant in variants:
-        proto, entry, session = _build_and_validate(variant, plan, ref, x, keras_full, full_session,
-                                                    chunk=chunk, opset=opset, atol=atol, name=source["name"],
-                                                    cache=cache, say=say)
+        proto, entry, session, fixed_time = _build_and_validate(
+            variant, plan, ref, xs, keras_full, full_session, dynamic_time=dynamic_time, chunk=chunk,
+            opset=opset, atol=atol, name=source["name"], cache=cache, say=say, fixed_time=fixed_time)
         full_session = session if variant == "full" else full_session
-        x_dims, y_dims = build.io_dims(plan, variant, chunk)
         meta = metadata.describe(
-            variant=variant, chunk=chunk, x_dims=x_dims, x_dtype=plan.input_dtype, y_dims=y_dims,
-            per_step=plan.per_step_output, meaning=metadata.output_meaning(ref.layers[-1]),
-            labels=label_list, uint8_scale=uint8_scale, source=source, parity=entry["parity"],
-            states=build.state_layout(plan) if variant != "full" else [])
+            variant=variant, chunk=chunk, inputs=_io_rows(plan.inputs, variant, chunk, fixed_time),
+            outputs=_io_rows(plan.outputs, variant, chunk, fixed_time), labels=label_list,
+            uint8_scale=uint8_scale, source=source, parity=entry["parity"],
+            states=plan.states if variant != "full" else [])
         metadata.attach(proto, meta)
-        built[variant] = _serialize(proto)
-        entries[variant] = _variant_entry(variant, proto, built[variant], entry)
+        built[f"{variant}.onnx"] = _serialize(proto)
+        entries[variant] = _variant_entry(variant, proto, built[f"{variant}.onnx"], entry)
 
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for variant, blob in built.items():
-        paths[variant] = write_bytes(out / f"{variant}.onnx", blob)
-        say(f"{variant}: wrote {paths[variant]} ({len(blob)} bytes)")
     report = {
-        "format": 1,
+        "format": 2,
         "source": source,
-        "input": {"shape": list(plan.input_shape), "dtype": plan.input_dtype, "time_axis": 1,
-                  "dynamic_time": dynamic_time},
-        "output": {"shape": list(plan.output_shape), "per_step": plan.per_step_output, "labels": label_list},
+        "input": _io_entry(plan.inputs[0], dynamic_time and fixed_time is None),
+        "output": {**_io_entry(first_out, dynamic_time and fixed_time is None), "labels": label_list},
+        "inputs": [_io_entry(io, dynamic_time and fixed_time is None) for io in plan.inputs],
+        "outputs": [_io_entry(io, dynamic_time and fixed_time is None) for io in plan.outputs],
         "recurrent_layers": [_layer_entry(k, layer) for k, layer in enumerate(plan.recurrent)],
         "chunk": chunk, "opset": opset, "atol": atol,
-        "samples": {"source": sample_source, "n": int(x.shape[0]), "steps": int(x.shape[1])},
+        "samples": {"source": sample_source, "n": int(xs[0].shape[0]), "steps": steps},
         "variants": entries,
+        "skipped": skipped,
     }
-    write_json(out / REPORT_NAME, report)
+    report = write_set(out, built, REPORT_NAME, report, replaces=[f"{v}.onnx" for v in VARIANTS])
+    paths = {v: out / f"{v}.onnx" for v in entries}
+    for variant in entries:
+        say(f"{variant}: wrote {paths[variant]} ({entries[variant]['file_bytes']} bytes)")
     say(f"wrote {out / REPORT_NAME}")
     return ExportResult(paths=paths, report=report)
 
 
-def _samples(samples, plan, dynamic_time, original_steps, chunk, streaming) -> tuple[np.ndarray, str]:
-    """The validation inputs (checked) and where they came from."""
+def _choose_variants(plan, variants, explicit: bool, dynamic_time: bool) -> tuple[tuple, dict]:
+    """The variants to make and {variant: why not} for those the model cannot give."""
+    reasons = {}
+    for v in variants:
+        why = plan.blockers[v] if v != "full" else None   # full always exists (tf2onnx fallback)
+        if why is None and v != "full" and not dynamic_time:
+            steps = next((io.shape[1] for io in plan.inputs if io.has_time), None)
+            why = (f"the model only accepts sequences of exactly {steps} steps (a layer's configuration "
+                   "fixes the length), so it cannot take one chunk at a time")
+        if why is None and v != "full" and not any(io.has_time for io in plan.inputs):
+            why = "the model has no sequence input to cut into chunks"
+        if why is not None:
+            reasons[v] = why
+    if explicit and reasons:
+        v, why = next(iter(reasons.items()))
+        raise UnsupportedLayerError(f"cannot export {v}: {why}")
+    return tuple(v for v in variants if v not in reasons), reasons
+
+
+def _steps(plan, xs) -> int | None:
+    for io, x in zip(plan.inputs, xs):
+        if io.has_time:
+            return int(x.shape[1])
+    return None
+
+
+def _model_steps(model) -> int | None:
+    for t in model.inputs:
+        if len(t.shape) > 1 and t.shape[1] is not None and (len(t.shape) >= 3 or "int" in str(t.dtype)):
+            return int(t.shape[1])
+    return None
+
+
+def _samples(samples, plan, dynamic_time, model, chunk, streaming) -> tuple[list, str]:
+    """The validation inputs (checked, one array per model input) and where they came from."""
+    fixed = None if dynamic_time else next((io.shape[1] for io in plan.inputs if io.has_time), None)
     if samples is None:
-        steps = samples_mod.steps_for(plan, dynamic_time=dynamic_time, original_steps=original_steps, chunk=chunk)
-        x, source = samples_mod.random(plan, steps=steps), "random"
+        steps = samples_mod.steps_for(dynamic_time=dynamic_time, model_steps=fixed or _model_steps(model),
+                                      chunk=chunk)
+        xs, source = samples_mod.random(plan.inputs, steps=steps), "random"
     else:
-        raw, _ = samples_mod.read(samples)
-        x = samples_mod.check(raw, plan, fixed_steps=None if dynamic_time else plan.input_shape[1])
+        raw, _ = samples_mod.read_inputs(samples, [io.name for io in plan.inputs])
+        xs = samples_mod.check(raw, plan.inputs, fixed_steps=fixed)
         source = f"file:{Path(samples).name}" if isinstance(samples, (str, Path)) else "array"
-    if streaming and x.shape[1] < chunk:
-        raise ConfigError(f"chunk {chunk} is longer than the {x.shape[1]} steps of the samples")
-    return x, source
+    steps = _steps(plan, xs)
+    if streaming and steps is not None and steps < chunk:
+        raise ConfigError(f"chunk {chunk} is longer than the {steps} steps of the samples")
+    return xs, source
 
 
-def _build_and_validate(variant, plan, ref, x, keras_full, full_session, *, chunk, opset, atol, name, cache, say):
+def _signature(plan, variant: str) -> validate.Signature:
+    states = plan.states if variant != "full" else []
+    return validate.Signature(tuple((io.name, io.has_time) for io in plan.inputs),
+                              tuple((io.name, io.has_time) for io in plan.outputs),
+                              tuple((s.input, s.output, s.shape, s.dtype, s.init) for s in states))
+
+
+def _io_rows(ios, variant, chunk, fixed_time) -> list[dict]:
+    return [{"name": io.name, "dims": walker.io_dims(io, variant, chunk, fixed_time),
+             "dtype": "float32" if io.dtype.startswith("float") else io.dtype, "has_time": io.has_time,
+             "vocab_size": io.vocab_size, "per_step": io.has_time,
+             "meaning": metadata.output_meaning(io.producer) if io.producer is not None else "values"}
+            for io in ios]
+
+
+def _io_entry(io, dynamic_time: bool) -> dict:
+    return {"name": io.name, "shape": list(io.shape), "dtype": io.dtype,
+            "time_axis": 1 if io.has_time else None, "dynamic_time": bool(dynamic_time and io.has_time),
+            "per_step": io.has_time}
+
+
+def _build(variant, plan, ref, *, chunk, opset, name, cache, fixed_time):
+    if variant == "full" and plan.fallback:
+        return fallback.convert(ref, plan, opset), "fallback: tf2onnx", plan.fallback
+    proto = walker.emit(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache, fixed_time=fixed_time)
+    if variant == "unrolled":
+        bad = sorted({n.op_type for n in proto.graph.node if n.op_type in FORBIDDEN_IN_UNROLLED})
+        if bad:
+            raise UnsupportedLayerError(f"the unrolled variant still holds {', '.join(bad)} ops "
+                                        "from a layer converted by tf2onnx")
+    return proto, "rnnx", None
+
+
+def _build_and_validate(variant, plan, ref, xs, keras_full, full_session, *, dynamic_time, chunk, opset, atol,
+                        name, cache, say, fixed_time):
     """Build one variant and check it against Keras (streams also against `full_session`).
 
-    Returns (proto, report entry, onnxruntime session of the variant).
+    Returns (proto, report entry, onnxruntime session of the variant, fixed time length or None).
     """
     say(f"{variant}: building")
-    converter, reason = "rnnx", None
-    if variant == "full" and plan.native_blocker:
-        converter, reason = "fallback: tf2onnx", plan.native_blocker
+    proto, converter, reason = _build(variant, plan, ref, chunk=chunk, opset=opset, name=name, cache=cache,
+                                      fixed_time=fixed_time)
+    if reason:
         say(f"full: {reason}; falling back to tf2onnx for the whole model")
-        proto = fallback.convert(ref, plan, opset)
-    else:
-        proto = build.build(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache)
-    blob = _serialize(proto)
     say(f"{variant}: validating against Keras")
-    session = validate.session(blob)
+    session = validate.session(_serialize(proto))
+    sig = _signature(plan, variant)
     if variant == "full":
-        parity = validate.validate_full(session, x, keras_full, atol=atol)
+        parity = validate.validate_full(session, sig, xs, keras_full, atol=atol)
+        if dynamic_time and _steps(plan, xs) is not None:
+            other = _other_lengths(session, sig, plan, ref, xs, atol)
+            if other.get("failed"):
+                fixed_time = _steps(plan, xs)
+                say(f"full: {other['failed']}; declaring the time axis as exactly {fixed_time} steps")
+                _fix_time(proto, plan, fixed_time)
+                session = validate.session(_serialize(proto))
+            parity["other_lengths"] = other
     else:
-        whole = x.shape[1] % chunk == 0
-        xs = x if whole else x[:, :x.shape[1] - x.shape[1] % chunk]   # whole chunks only
+        steps = _steps(plan, xs)
+        whole = steps % chunk == 0
+        xs_w = xs if whole else [x[:, :steps - steps % chunk] if io.has_time else x
+                                 for io, x in zip(plan.inputs, xs)]
+        first = [x[:, :chunk] if io.has_time else x for io, x in zip(plan.inputs, xs_w)]
         parity = validate.validate_stream(
-            variant, session, xs, keras_first=_keras(ref, xs[:, :chunk]),
-            keras_full=keras_full if whole else _keras(ref, xs),
-            onnx_full=validate.run_full(full_session, xs) if full_session is not None else None,
-            state_specs=build.state_layout(plan), chunk=chunk, per_step=plan.per_step_output, atol=atol)
+            variant, session, sig, xs_w, keras_first=_keras(ref, first),
+            keras_full=keras_full if whole else _keras(ref, xs_w),
+            onnx_full=(validate.run_full(full_session, _signature(plan, "full"), xs_w)
+                       if full_session is not None else None),
+            chunk=chunk, atol=atol)
     parity = {"atol": atol, **parity}
     streamed = parity.get("streamed_max_abs_diff")
     say(f"{variant}: max |onnx - keras| {parity['max_abs_diff']:.3g}"
         + (f", streamed {streamed:.3g}" if streamed is not None else ""))
-    return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, session
+    return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, session, fixed_time
+
+
+def _fix_time(proto, plan, steps: int) -> None:
+    """Declare the time axis of every sequence input and output as exactly `steps`."""
+    timed = {io.name for io in plan.inputs + plan.outputs if io.has_time}
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if value.name in timed and len(dims) > 1:
+            dims[1].Clear()
+            dims[1].dim_value = steps
+
+
+def _other_lengths(session, sig, plan, ref, xs, atol) -> dict:
+    """Validate `full` at OTHER_LENGTHS other sequence lengths (random inputs of the same kind).
+
+    Returns {"steps": [...], "max_abs_diff": ...} or {"failed": why} when a length does not work.
+    """
+    steps = _steps(plan, xs)
+    lengths = [max(1, steps // 2) if steps > 1 else 2, steps + 3][:OTHER_LENGTHS]
+    worst = 0.0
+    for t in lengths:
+        probe = samples_mod.random(plan.inputs, steps=t, n=min(8, len(xs[0])), seed=t)
+        try:
+            want = _keras(ref, probe)
+        except Exception:  # Keras itself refuses this length: the length is not free
+            return {"failed": f"Keras refuses sequences of {t} steps"}
+        try:
+            got = validate.run_full(session, sig, probe)
+            for g, w in zip(got, want):
+                stats = validate.compare(g, w)
+                worst = max(worst, stats["max_abs_diff"])
+                if not stats["max_abs_diff"] <= atol:
+                    raise ParityError(f"max |onnx - keras| {stats['max_abs_diff']:.3g} at {t} steps")
+        except ParityError as exc:
+            return {"failed": str(exc)}
+        except Exception as exc:  # onnxruntime cannot run the graph at this length
+            return {"failed": f"onnxruntime cannot run {t} steps: {str(exc).strip().splitlines()[0][:200]}"}
+    return {"steps": lengths, "max_abs_diff": worst}
 
 
 def _variant_entry(variant, proto, blob, entry) -> dict:
@@ -267,7 +400,7 @@ def _variant_entry(variant, proto, blob, entry) -> dict:
 
 
 def _layer_entry(k, layer) -> dict:
-    cell = getattr(layer, "cell", None)
+    cell = getattr(getattr(layer, "forward_layer", layer), "cell", None)
     return {"index": k, "name": layer.name, "type": type(layer).__name__,
             "units": int(cell.units) if cell is not None and hasattr(cell, "units") else None,
             "return_sequences": bool(getattr(layer, "return_sequences", False))}

@@ -29,20 +29,33 @@ def output_meaning(last_layer) -> str:
     return "values"
 
 
-def describe(*, variant: str, chunk: int | None, x_dims, x_dtype: str, y_dims, per_step: bool,
-             meaning: str, labels, uint8_scale, states, source: dict, parity: dict) -> dict:
-    """The metadata dict; `states` rows are (input, output, units, layer, kind)."""
+def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, states: list,
+             labels, uint8_scale, source: dict, parity: dict) -> dict:
+    """The format-2 metadata dict.
+
+    `inputs` rows: dict(name, dims, dtype, has_time, vocab_size); `outputs` rows:
+    dict(name, dims, dtype, per_step, meaning); the first output gets `labels`.
+    `states` rows: walker StateRows. `uint8_scale` applies to the first input.
+    """
+    ins = []
+    for k, io in enumerate(inputs):
+        scaled = uint8_scale if k == 0 and io["dtype"].startswith("float") else None
+        ins.append({"name": io["name"], "shape": _shape(io["dims"]), "dtype": io["dtype"],
+                    "time_axis": 1 if io["has_time"] else None,
+                    "preprocessing": {"uint8_scale": scaled} if scaled else None,
+                    "vocab_size": io.get("vocab_size")})
+    outs = [{"name": io["name"], "shape": _shape(io["dims"]), "dtype": io["dtype"], "meaning": io["meaning"],
+             "per_step": bool(io["per_step"]), "labels": list(labels) if labels and k == 0 else None}
+            for k, io in enumerate(outputs)]
     return {
         "format": FORMAT_VERSION,
         "variant": variant,
         "chunk": chunk if variant != "full" else None,
         "precision": "fp32",
-        "input": {"name": "x", "shape": _shape(x_dims), "dtype": x_dtype, "time_axis": 1,
-                  "preprocessing": {"uint8_scale": uint8_scale} if uint8_scale else None},
-        "output": {"name": "y", "shape": _shape(y_dims), "dtype": "float32", "meaning": meaning,
-                   "per_step": bool(per_step), "labels": list(labels) if labels else None},
-        "states": [{"input": s_in, "output": s_out, "shape": [None, units], "init": 0.0,
-                    "layer": layer, "kind": kind} for s_in, s_out, units, layer, kind in states],
+        "inputs": ins,
+        "outputs": outs,
+        "states": [{"input": s.input, "output": s.output, "shape": [None, *s.shape], "dtype": s.dtype,
+                    "init": float(s.init), "layer": s.layer, "kind": s.kind} for s in states],
         "source": dict(source),
         "parity": dict(parity),
     }

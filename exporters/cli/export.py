@@ -18,6 +18,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def _variants(ctx, param, value):
+    if value is None:
+        return None
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     allowed = ("full", "stream", "unrolled")
     bad = [v for v in names if v not in allowed]
@@ -30,17 +32,19 @@ def _variants(ctx, param, value):
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Directory for full.onnx, stream.onnx, unrolled.onnx and export.json (created if missing).")
-@click.option("--variants", default="full,stream,unrolled", show_default=True, callback=_variants,
+@click.option("--variants", default=None, callback=_variants,
               help="Comma-separated variants: full (whole sequence per call), stream (chunk of steps plus "
-                   "explicit states), unrolled (stream without RNN/loop ops).")
+                   "explicit states), unrolled (stream without RNN/loop ops). Default: every variant the "
+                   "model supports (the others are named on stderr with the reason); a variant asked for "
+                   "here that cannot be made fails the command.")
 @click.option("--chunk", default=1, show_default=True, type=click.IntRange(min=1),
               help="Time steps per call of the stream and unrolled variants.")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset of the exported models.")
 @click.option("--atol", default=1e-5, show_default=True, type=float,
               help="Largest |onnx - keras| accepted on the output during validation.")
 @click.option("--samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Validation inputs: a .npz with array 'x' shaped (N, T, ...) (and optional 'y'). "
-                   "Default: shaped random data.")
+              help="Validation inputs: a .npz with array 'x' shaped (N, T, ...), or one array per input "
+                   "name for a model with several inputs (and optional 'y'). Default: shaped random data.")
 @click.option("--labels", default=None,
               help="Class labels stored in the metadata: 'a,b,c' or a .txt file with one label per line.")
 @click.option("--uint8-scale", is_flag=True, default=False,
@@ -50,7 +54,8 @@ def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels
     """Export MODEL (a .keras file) to ONNX, validate every variant against Keras, write export.json.
 
     Progress goes to stderr; the paths written go to stdout. A variant that misses
-    the tolerance fails the command and leaves no model file behind.
+    the tolerance fails the command and leaves no model file behind; the folder
+    keeps its previous export set whole.
     """
     from ..export import export_model
 

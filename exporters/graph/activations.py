@@ -1,14 +1,36 @@
 """Keras activation functions and their ONNX counterparts.
 
 `name_of` reads a Keras activation's name; `emit` applies it to a tensor with
-plain ONNX ops; `RNN_OP_NAMES` are the names the ONNX LSTM/GRU/RNN ops accept
-in their `activations` attribute (only those with exactly Keras' formula).
+plain ONNX ops; `RNN_OPS` are the activations the ONNX LSTM/GRU/RNN ops accept
+in their `activations` attribute with exactly Keras' formula, with the
+(alpha, beta) each takes. Keras 3's `hard_sigmoid` is relu6(x + 3) / 6, which
+is ONNX HardSigmoid with alpha=1/6, beta=0.5 (Keras 2's 0.2x + 0.5 is not it).
 """
 
 from __future__ import annotations
 
-# Keras name -> ONNX RNN-op activation name.
-RNN_OP_NAMES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+import numpy as np
+
+# Keras name -> (ONNX RNN-op activation name, activation_alpha, activation_beta).
+RNN_OPS = {
+    "sigmoid": ("Sigmoid", 0.0, 0.0),
+    "tanh": ("Tanh", 0.0, 0.0),
+    "relu": ("Relu", 0.0, 0.0),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),
+    "linear": ("Affine", 1.0, 0.0),
+    "elu": ("Elu", 1.0, 0.0),
+    "softsign": ("Softsign", 0.0, 0.0),
+    "softplus": ("Softplus", 0.0, 0.0),
+    "leaky_relu": ("LeakyRelu", 0.2, 0.0),
+}
+RNN_OP_NAMES = {k: v[0] for k, v in RNN_OPS.items()}
+
+
+def rnn_op_attrs(names: list[str]) -> dict:
+    """The `activations`, `activation_alpha` and `activation_beta` attributes for Keras names."""
+    specs = [RNN_OPS[n] for n in names]
+    return {"activations": [s[0] for s in specs], "activation_alpha": [float(s[1]) for s in specs],
+            "activation_beta": [float(s[2]) for s in specs]}
 
 # Keras name -> (ONNX op, attributes) for a stand-alone node; None is identity.
 _PLAIN = {
@@ -22,6 +44,11 @@ _PLAIN = {
     "softsign": ("Softsign", {}),
     "elu": ("Elu", {"alpha": 1.0}),
     "exponential": ("Exp", {}),
+    "leaky_relu": ("LeakyRelu", {"alpha": 0.2}),
+    "selu": ("Selu", {"alpha": 1.6732632423543772, "gamma": 1.0507009873554805}),
+    "relu6": ("Clip", None),
+    "silu": ("silu", None),
+    "swish": ("silu", None),
 }
 
 
@@ -45,4 +72,9 @@ def emit(g, x: str, name: str, hint: str = "act") -> str:
     if spec is None:
         return x
     op, attrs = spec
+    if op == "Clip":  # relu6
+        lo, hi = g.const("f32_0", np.float32(0.0)), g.const("f32_6", np.float32(6.0))
+        return g.node("Clip", [x, lo, hi], name_hint=f"{hint}_relu6")
+    if op == "silu":  # x * sigmoid(x)
+        return g.node("Mul", [x, g.node("Sigmoid", [x], name_hint=f"{hint}_sig")], name_hint=f"{hint}_silu")
     return g.node(op, [x], name_hint=f"{hint}_{op.lower()}", **attrs)

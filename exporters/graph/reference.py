@@ -14,8 +14,9 @@ import copy
 from ..errors import UnsupportedLayerError
 
 
-def _edit(cfg, dynamic_time: bool):
-    """Make every InputLayer batch-dynamic (and time-dynamic) and every layer stateless."""
+def _edit(cfg, dynamic: set):
+    """Make every InputLayer batch-dynamic (those named in `dynamic` time-dynamic too) and every
+    layer stateless."""
     if isinstance(cfg, dict):
         if cfg.get("class_name") == "InputLayer":
             inner = cfg.get("config", {})
@@ -23,21 +24,47 @@ def _edit(cfg, dynamic_time: bool):
             if shape:
                 shape = list(shape)
                 shape[0] = None
-                if dynamic_time and len(shape) >= 2:
+                if inner.get("name") in dynamic and len(shape) >= 2:
                     shape[1] = None
                 inner["batch_shape"] = shape
         if cfg.get("stateful") is True:
             cfg["stateful"] = False
         for value in cfg.values():
-            _edit(value, dynamic_time)
+            _edit(value, dynamic)
     elif isinstance(cfg, list):
         for value in cfg:
-            _edit(value, dynamic_time)
+            _edit(value, dynamic)
 
 
-def _rebuild(model, dynamic_time: bool):
+def input_layer_name(t) -> str:
+    """The name of the InputLayer behind a model input tensor (the key of `time_inputs`)."""
+    return t._keras_history[0].name
+
+
+def sequence_inputs(model) -> set:
+    """The inputs whose axis 1 is time: rank >= 3, or rank 2 of integer token ids."""
+    names = set()
+    for t in model.inputs:
+        rank, dtype = len(t.shape), str(t.dtype)
+        if rank >= 3 or (rank == 2 and ("int" in dtype or _feeds_embedding(model, t))):
+            names.add(input_layer_name(t))
+    return names
+
+
+def _feeds_embedding(model, t) -> bool:
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            for node in layer._inbound_nodes:
+                if any(x is t for x in node.input_tensors):
+                    return True
+    return False
+
+
+def _rebuild(model, dynamic: set):
     cfg = copy.deepcopy(model.get_config())
-    _edit(cfg, dynamic_time)
+    _edit(cfg, dynamic)
     cfg.pop("build_input_shape", None)
     with _safe_mode():
         clone = type(model).from_config(cfg)
@@ -74,10 +101,16 @@ def has_lambda(model) -> bool:
 
 
 def reference_model(model):
+    """A stateless, batch-dynamic copy of `model` with the same weights: (copy, time_is_dynamic)."""
+    ref, _, dynamic = build_reference(model)
+    return ref, dynamic
+
+
+def build_reference(model):
     """A stateless, batch-dynamic copy of `model` with the same weights.
 
     Tries a dynamic time axis first and keeps the model's own time length when
-    the layers need it. Returns (copy, time_is_dynamic).
+    the layers need it. Returns (copy, names of the sequence inputs, time_is_dynamic).
     """
     import keras
 
@@ -90,12 +123,14 @@ def reference_model(model):
             f"model {model.name!r} has a Lambda layer; rnnx keeps Keras safe_mode on and never runs "
             "arbitrary Python code from a model (safe_mode=False is not an option); replace the Lambda "
             "with a built-in or registered layer")
+    seq = sequence_inputs(model)
+    if seq:
+        try:
+            return _rebuild(model, seq), seq, True
+        except Exception:  # the layers need a fixed time length; keep it
+            pass
     try:
-        return _rebuild(model, dynamic_time=True), True
-    except Exception:  # the layers need a fixed time length; keep it
-        pass
-    try:
-        return _rebuild(model, dynamic_time=False), False
+        return _rebuild(model, set()), seq, False
     except UnsupportedLayerError:
         raise
     except Exception as exc:

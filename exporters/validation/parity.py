@@ -2,12 +2,19 @@
 
 Checks run in this order and stop at the first miss, raising ParityError:
 input/output names, then shapes, then values (max |onnx - keras| <= atol on
-the output `y`). Streaming variants are also fed whole sequences chunk by
-chunk, carrying their states from call to call, and the streamed result must
-equal Keras on the full sequences. Every figure measured is returned.
+every output). Streaming variants are also fed whole sequences chunk by
+chunk, carrying their states (of any shape) from call to call, and the
+streamed result must equal Keras on the full sequences. Every figure
+measured is returned.
+
+A `Signature` says what the graph exchanges: its model inputs and outputs
+(each with whether axis 1 is time) and its states. Inputs without a time axis
+(side features) are fed whole on every call of a stream.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,66 +72,116 @@ def _public(stats: dict, prefix: str = "") -> dict:
     return {prefix + k: stats[k] for k in keys}
 
 
-def check_names(sess, variant: str, inputs: list[str], outputs: list[str]) -> None:
-    _require(variant, "input names", [i.name for i in sess.get_inputs()], inputs)
-    _require(variant, "output names", [o.name for o in sess.get_outputs()], outputs)
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple     # (name, has_time) per model input, graph order
+    outputs: tuple    # (name, has_time) per model output, graph order
+    states: tuple = ()  # (input name, output name, shape without batch, dtype, init)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, _ in self.inputs] + [s[0] for s in self.states]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _ in self.outputs] + [s[1] for s in self.states]
+
+    def zero_states(self, n: int) -> dict:
+        return {s[0]: np.full((n, *s[2]), s[4], dtype=s[3]) for s in self.states}
 
 
-def run_full(sess, x: np.ndarray) -> np.ndarray:
-    """The output `y` of a full-variant session on `x`, in batches of BATCH sequences."""
-    return np.concatenate([sess.run(["y"], {"x": x[i:i + BATCH]})[0] for i in range(0, len(x), BATCH)])
+def check_names(sess, variant: str, sig: Signature) -> None:
+    _require(variant, "input names", [i.name for i in sess.get_inputs()], sig.input_names)
+    _require(variant, "output names", [o.name for o in sess.get_outputs()], sig.output_names)
 
 
-def validate_full(sess, x: np.ndarray, keras_y: np.ndarray, *, atol: float) -> dict:
+def _feeds(sig: Signature, xs: list, rows: slice) -> dict:
+    return {name: x[rows] for (name, _), x in zip(sig.inputs, xs)}
+
+
+def run_full(sess, sig: Signature, xs: list) -> list:
+    """The model outputs of a full-variant session on inputs `xs`, in batches of BATCH samples."""
+    names = [n for n, _ in sig.outputs]
+    n = len(xs[0])
+    parts = [sess.run(names, _feeds(sig, xs, slice(i, i + BATCH))) for i in range(0, n, BATCH)]
+    return [np.concatenate(p) for p in zip(*parts)]
+
+
+def _compare_all(variant: str, label: str, sig: Signature, got: list, want: list, atol: float) -> dict:
+    """Shapes then values of every output; the figures of the worst output (argmax of the first)."""
+    worst, first_argmax = None, None
+    for j, ((name, _), g, w) in enumerate(zip(sig.outputs, got, want)):
+        _require(variant, f"{label} shape of {name!r}", g.shape, w.shape)
+        stats = compare(g, w)
+        _check_values(variant, f"{label} {name!r}" if len(sig.outputs) > 1 else label, stats, atol)
+        first_argmax = stats["argmax_agreement"] if j == 0 else first_argmax
+        if worst is None or stats["max_abs_diff"] > worst["max_abs_diff"]:
+            worst = stats
+    return dict(worst, argmax_agreement=first_argmax)
+
+
+def validate_full(sess, sig: Signature, xs: list, keras_ys: list, *, atol: float) -> dict:
     """Check a full-variant session on whole sequences; returns the figures."""
-    check_names(sess, "full", ["x"], ["y"])
-    y = run_full(sess, x)
-    _require("full", "output shape", y.shape, keras_y.shape)
-    stats = compare(y, keras_y)
-    _check_values("full", "output", stats, atol)
-    return {**_public(stats), "n_samples": int(x.shape[0]), "steps": int(x.shape[1])}
+    check_names(sess, "full", sig)
+    ys = run_full(sess, sig, xs)
+    stats = _compare_all("full", "output", sig, ys, keras_ys, atol)
+    return {**_public(stats), "n_samples": int(xs[0].shape[0]), "steps": _steps(sig, xs)}
 
 
-def stream_batched(sess, x: np.ndarray, state_specs, chunk: int, per_step: bool) -> np.ndarray:
-    """`stream` over batches of at most BATCH sequences; returns the output(s) only."""
-    return np.concatenate([stream(sess, x[i:i + BATCH], state_specs, chunk, per_step)[0]
-                           for i in range(0, len(x), BATCH)])
+def _steps(sig: Signature, xs: list) -> int | None:
+    for (_, has_time), x in zip(sig.inputs, xs):
+        if has_time:
+            return int(x.shape[1])
+    return None
 
 
-def stream(sess, x: np.ndarray, state_specs, chunk: int, per_step: bool):
-    """Feed `x` chunk by chunk, carrying states; returns the output(s) and the final states."""
-    n = x.shape[0]
-    states = {s_in: np.zeros((n, units), np.float32) for s_in, _, units, *_ in state_specs}
-    out_names = ["y"] + [s[1] for s in state_specs]
-    ys = []
-    for start in range(0, x.shape[1], chunk):
-        result = sess.run(out_names, {"x": x[:, start:start + chunk], **states})
-        ys.append(result[0])
-        states = {s[0]: value for s, value in zip(state_specs, result[1:])}
-    return (np.concatenate(ys, axis=1) if per_step else ys[-1]), states
+def stream_batched(sess, sig: Signature, xs: list, chunk: int) -> list:
+    """`stream` over batches of at most BATCH sequences; returns the outputs only."""
+    n = len(xs[0])
+    parts = [stream(sess, sig, [x[i:i + BATCH] for x in xs], chunk)[0] for i in range(0, n, BATCH)]
+    return [np.concatenate(p) for p in zip(*parts)]
 
 
-def validate_stream(variant: str, sess, x: np.ndarray, *, keras_first: np.ndarray,
-                    keras_full: np.ndarray, onnx_full: np.ndarray | None, state_specs, chunk: int,
-                    per_step: bool, atol: float) -> dict:
+def stream(sess, sig: Signature, xs: list, chunk: int):
+    """Feed `xs` chunk by chunk, carrying states; returns (outputs, final states).
+
+    An output with a time axis is the concatenation of every call's output; one
+    without is the last call's.
+    """
+    n = xs[0].shape[0]
+    steps = _steps(sig, xs)
+    states = sig.zero_states(n)
+    names = sig.output_names
+    n_out = len(sig.outputs)
+    per_call = []
+    for start in range(0, steps, chunk):
+        feeds = {name: (x[:, start:start + chunk] if has_time else x) for (name, has_time), x in zip(sig.inputs, xs)}
+        result = sess.run(names, {**feeds, **states})
+        per_call.append(result[:n_out])
+        states = {s[0]: value for s, value in zip(sig.states, result[n_out:])}
+    outs = []
+    for j, (_, has_time) in enumerate(sig.outputs):
+        outs.append(np.concatenate([r[j] for r in per_call], axis=1) if has_time else per_call[-1][j])
+    return outs, states
+
+
+def validate_stream(variant: str, sess, sig: Signature, xs: list, *, keras_first: list, keras_full: list,
+                    onnx_full: list | None, chunk: int, atol: float) -> dict:
     """Check a stream/unrolled session: one call from zero state, then whole sequences streamed."""
-    check_names(sess, variant, ["x"] + [s[0] for s in state_specs], ["y"] + [s[1] for s in state_specs])
-    n = min(x.shape[0], BATCH)  # the single-call check looks at the first batch
-    first = x[:n, :chunk]
-    keras_first = keras_first[:n]
-    zeros = {s[0]: np.zeros((n, s[2]), np.float32) for s in state_specs}
-    result = sess.run(None, {"x": first, **zeros})
-    _require(variant, "output shape", result[0].shape, keras_first.shape)
-    for s, value in zip(state_specs, result[1:]):
-        _require(variant, f"shape of {s[1]}", value.shape, (n, s[2]))
-    stats = compare(result[0], keras_first)
-    _check_values(variant, "first chunk output", stats, atol)
-    streamed = stream_batched(sess, x, state_specs, chunk, per_step)
-    _require(variant, "streamed output shape", streamed.shape, keras_full.shape)
-    sstats = compare(streamed, keras_full)
-    _check_values(variant, f"streamed ({x.shape[1]} steps in chunks of {chunk}) output", sstats, atol)
+    check_names(sess, variant, sig)
+    n = min(xs[0].shape[0], BATCH)  # the single-call check looks at the first batch
+    feeds = {name: (x[:n, :chunk] if has_time else x[:n]) for (name, has_time), x in zip(sig.inputs, xs)}
+    result = sess.run(sig.output_names, {**feeds, **sig.zero_states(n)})
+    n_out = len(sig.outputs)
+    for s, value in zip(sig.states, result[n_out:]):
+        _require(variant, f"shape of {s[1]}", value.shape, (n, *s[2]))
+    stats = _compare_all(variant, "first chunk output", sig, result[:n_out], [k[:n] for k in keras_first], atol)
+    streamed = stream_batched(sess, sig, xs, chunk)
+    label = f"streamed ({_steps(sig, xs)} steps in chunks of {chunk}) output"
+    sstats = _compare_all(variant, label, sig, streamed, keras_full, atol)
     figures = {**_public(stats), **_public(sstats, "streamed_"),
-               "n_samples": int(x.shape[0]), "steps": int(x.shape[1])}
+               "n_samples": int(xs[0].shape[0]), "steps": _steps(sig, xs)}
     if onnx_full is not None:
-        figures["streamed_vs_full_max_abs_diff"] = compare(streamed, onnx_full)["max_abs_diff"]
+        figures["streamed_vs_full_max_abs_diff"] = max(
+            compare(a, b)["max_abs_diff"] for a, b in zip(streamed, onnx_full))
     return figures

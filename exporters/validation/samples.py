@@ -1,7 +1,9 @@
-"""Validation samples: the caller's array or .npz, or shaped random data.
+"""Validation samples: the caller's arrays or .npz, or shaped random data.
 
-`load(...)` returns a float32/int array (N, T, ...) checked against the
-model's input, plus the caller's labels `y` when the .npz has them.
+A model with one input takes an array (N, T, ...) or a .npz with key 'x'; a
+model with several takes a dict name -> array or a .npz with one array per
+input name. Every array is checked against its input, and all keep the same
+number of samples N.
 """
 
 from __future__ import annotations
@@ -17,31 +19,31 @@ from ..errors import ConfigError, DataError, InputShapeError
 DEFAULT_STEPS = 8
 
 
-def _feature_shape(plan) -> tuple:
-    return tuple(plan.input_shape[2:])
-
-
-def _embedding_size(plan) -> int | None:
-    import keras
-
-    first = plan.steps[0].layers[0] if plan.steps else None
-    if isinstance(first, keras.layers.Embedding):
-        return int(first.input_dim)
-    return None
-
-
-def random(plan, *, steps: int, n: int = 4, seed: int = 0) -> np.ndarray:
-    """Shaped random inputs: token ids for an Embedding front end, else uniform [0, 1)."""
+def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Shaped random inputs (walker IOs): token ids in the vocabulary, else uniform [0, 1)."""
     rng = np.random.default_rng(seed)
-    shape = (n, steps, *_feature_shape(plan))
-    vocab = _embedding_size(plan)
-    if vocab is not None:
-        return rng.integers(0, vocab, size=shape).astype(plan.input_dtype)
-    return rng.random(shape, dtype=np.float32).astype(plan.input_dtype)
+    out = []
+    for io in inputs:
+        rest = tuple(d if d is not None else 1 for d in io.shape[2 if io.has_time else 1:])
+        shape = (n, steps, *rest) if io.has_time else (n, *rest)
+        if io.vocab_size is not None:
+            out.append(rng.integers(0, io.vocab_size, size=shape).astype(io.dtype))
+        else:
+            out.append(rng.random(shape, dtype=np.float32).astype(io.dtype))
+    return out
 
 
 def read(samples) -> tuple[np.ndarray, np.ndarray | None]:
-    """The caller's samples: an array, or a path to .npz with key 'x' (and optional 'y')."""
+    """A single-input model's samples: an array, or a .npz path with 'x' (and optional labels 'y')."""
+    xs, labels = read_inputs(samples, ["x"])
+    return xs[0], labels
+
+
+def read_inputs(samples, names: list[str]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The caller's samples for inputs `names`: an array (one input), a dict, or a .npz path.
+
+    A .npz holds 'x' (one input) or one array per input name, and optional labels 'y'.
+    """
     if isinstance(samples, (str, Path)):
         path = Path(samples)
         if not path.is_file():
@@ -49,32 +51,63 @@ def read(samples) -> tuple[np.ndarray, np.ndarray | None]:
                             "array 'x' (and optional integer labels 'y')")
         try:
             with np.load(path, allow_pickle=False) as data:
-                if "x" not in data.files:
-                    raise DataError(f"samples file {path.name!r} has no array 'x' (found {data.files})")
-                return np.asarray(data["x"]), (np.asarray(data["y"]) if "y" in data.files else None)
+                arrays = {k: np.asarray(data[k]) for k in data.files}
         except (OSError, ValueError) as exc:
             raise DataError(f"samples file {path.name!r} is not a readable .npz: {exc}") from None
-    return np.asarray(samples), None
+        labels = arrays.pop("y", None) if names != ["y"] else None
+        return _pick(arrays, names, f"samples file {path.name!r}"), labels
+    if isinstance(samples, dict):
+        return _pick({k: np.asarray(v) for k, v in samples.items()}, names, "samples"), None
+    if len(names) != 1:
+        raise DataError(f"the model has inputs {names}; give samples as a dict or .npz with one array per input")
+    return [np.asarray(samples)], None
 
 
-def check(x: np.ndarray, plan, *, fixed_steps: int | None) -> np.ndarray:
-    """Check `x` against the model input (batch, time, *features); all samples are kept."""
-    feat = _feature_shape(plan)
-    want = ("N", fixed_steps if fixed_steps is not None else "T", *feat)
-    if (x.ndim != 2 + len(feat) or tuple(x.shape[2:]) != feat
-            or (fixed_steps is not None and x.shape[1] != fixed_steps) or x.shape[0] == 0 or x.shape[1] == 0):
-        raise InputShapeError(f"samples have shape {tuple(x.shape)}; expected {_fmt(want)} "
-                              "(samples, time steps, features of the model input)")
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        raise InputValueError("samples hold NaN or inf values; expected finite numbers")
-    return np.ascontiguousarray(x).astype(plan.input_dtype, copy=False)
+def _pick(arrays: dict, names: list[str], what: str) -> list[np.ndarray]:
+    if names == ["x"] or len(names) == 1:
+        key = "x" if "x" in arrays else names[0]
+        if key not in arrays:
+            raise DataError(f"{what} has no array 'x' (found {sorted(arrays)})")
+        return [arrays[key]]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DataError(f"{what} has no arrays {missing} for the model inputs {names} (found {sorted(arrays)})")
+    return [arrays[n] for n in names]
 
 
-def steps_for(plan, *, dynamic_time: bool, original_steps: int | None, chunk: int) -> int:
+def check(xs: list, inputs, *, fixed_steps: int | None) -> list[np.ndarray]:
+    """Check each array against its input (walker IOs); all samples are kept."""
+    out, n = [], None
+    for x, io in zip(xs, inputs):
+        rest = tuple(io.shape[2 if io.has_time else 1:])
+        lead = ("N", fixed_steps if fixed_steps is not None else "T") if io.has_time else ("N",)
+        want = (*lead, *rest)
+        ok = x.ndim == len(want) and all(w is None or g == w for g, w in zip(x.shape[len(lead):], rest))
+        ok = ok and x.shape[0] > 0 and (not io.has_time or x.shape[1] > 0)
+        ok = ok and (not io.has_time or fixed_steps is None or x.shape[1] == fixed_steps)
+        if not ok:
+            raise InputShapeError(f"samples for input {io.name!r} have shape {tuple(x.shape)}; expected "
+                                  f"{_fmt(want)} (samples{', time steps' if io.has_time else ''}, features)")
+        if n is not None and x.shape[0] != n:
+            raise InputShapeError(f"samples for input {io.name!r} hold {x.shape[0]} samples; the first input's hold {n}")
+        n = x.shape[0]
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            raise InputValueError(f"samples for input {io.name!r} hold NaN or inf values; expected finite numbers")
+        if io.vocab_size is not None and x.size and (x.min() < 0 or x.max() >= io.vocab_size):
+            raise InputValueError(f"samples for input {io.name!r} hold token ids outside [0, {io.vocab_size}); "
+                                  f"found {int(x.min())}..{int(x.max())}")
+        out.append(np.ascontiguousarray(x).astype(io.dtype, copy=False))
+    steps = {x.shape[1] for x, io in zip(out, inputs) if io.has_time}
+    if len(steps) > 1:
+        raise InputShapeError(f"the sequence inputs have different lengths {sorted(steps)}; expected one length")
+    return out
+
+
+def steps_for(*, dynamic_time: bool, model_steps: int | None, chunk: int) -> int:
     """Sequence length for random samples: the model's own, a multiple of `chunk` when free."""
     if not dynamic_time:
-        return int(plan.input_shape[1])
-    steps = original_steps if original_steps and original_steps > 1 else DEFAULT_STEPS
+        return int(model_steps)
+    steps = model_steps if model_steps and model_steps > 1 else DEFAULT_STEPS
     return max(chunk, -(-steps // chunk) * chunk)
 
 

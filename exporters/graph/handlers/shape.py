@@ -1,0 +1,164 @@
+"""Layers that move axes around: TimeDistributed, Reshape, Flatten, Permute,
+RepeatVector, and the global poolings over time.
+
+`TimeDistributed` runs its inner layer on each frame: a last-axis layer runs
+on the whole (batch, time, ...) tensor as it is; any other layer (a handled
+one, or one tf2onnx converts) runs on (batch*time, ...) frames between two
+Reshapes. A `Reshape` or `Permute` that keeps the batch and time axes where
+they are is time-local: it is emitted with the time length copied (0 in the
+ONNX shape), so it works at any length and streams.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import registry
+from ..registry import Call, LayerHandler
+
+
+def _inner(layer):
+    return layer.layer
+
+
+class TimeDistributedHandler(LayerHandler):
+    summary = "the inner layer on every frame (its handler, or tf2onnx on (batch*time) frames)"
+
+    def refuse(self, layer, variant):
+        inner = _inner(layer)
+        handler = registry.handler_for(inner)
+        if handler is None:
+            return None
+        if handler.states(inner):
+            return f"TimeDistributed of a stateful layer ({type(inner).__name__}) has no rnnx emitter"
+        return handler.refuse(inner, variant)
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        layer, g = call.layer, ctx.g
+        inner = _inner(layer)
+        handler = registry.handler_for(inner)
+        in_shape, out_shape = call.in_shapes[0], call.out_shapes[0]
+        frame_in, frame_out = (None, *in_shape[2:]), (None, *out_shape[2:])
+        if handler is not None and getattr(handler, "acts_on_last_axis", False):
+            return handler.emit(ctx, Call(inner, call.inputs, call.in_shapes, call.out_shapes,
+                                          prefix=call.prefix))
+        x = call.inputs[0]
+        flat = g.node("Reshape", [x, g.const(f"{call.prefix}_in_shape", np.array([-1, *in_shape[2:]], np.int64))],
+                      name_hint=f"{call.prefix}_merge_batch_time")
+        frames = Call(inner, [flat], [frame_in], [frame_out], prefix=f"{call.prefix}_inner")
+        if handler is not None:
+            y = handler.emit(ctx, frames)[0]
+        else:
+            y = ctx.segment(inner, frames, None, [frame_in])[0]
+        shape = g.node("Shape", [x], name_hint=f"{call.prefix}_shape")
+        bt = g.node("Slice", [shape, g.const("i0", np.array([0], np.int64)), g.const("i2", np.array([2], np.int64))],
+                    name_hint=f"{call.prefix}_batch_time")
+        tail = g.const(f"{call.prefix}_out_frame", np.array(list(out_shape[2:]), np.int64))
+        target = g.node("Concat", [bt, tail], axis=0, name_hint=f"{call.prefix}_out_shape")
+        return [g.node("Reshape", [y, target], name_hint=f"{call.prefix}_split_batch_time")]
+
+
+def _keeps_time_axis(in_shape, out_shape) -> bool:
+    return (len(in_shape) >= 2 and len(out_shape) >= 2
+            and (in_shape[1] == out_shape[1]))
+
+
+class ReshapeHandler(LayerHandler):
+    summary = "Reshape (time-local when the time axis stays axis 1 with its length)"
+
+    def time_local(self, layer) -> bool:
+        return _keeps_time_axis(tuple(layer.input.shape), tuple(layer.output.shape))
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        g, in_shape, out_shape = ctx.g, call.in_shapes[0], call.out_shapes[0]
+        if _keeps_time_axis(in_shape, out_shape) and all(d is not None for d in out_shape[2:]):
+            dims = [0, 0 if in_shape[1] is None else in_shape[1], *out_shape[2:]]
+            dims[1] = 0  # copy the time length: any length works
+        else:
+            target = list(call.layer.target_shape)
+            dims = [0, *[-1 if d is None else d for d in target]]
+        shape = g.const(f"{call.prefix}_shape", np.array(dims, np.int64))
+        return [g.node("Reshape", [call.inputs[0], shape], name_hint=call.prefix)]
+
+
+class FlattenHandler(LayerHandler):
+    summary = "Reshape to (batch, -1)"
+
+    def time_local(self, layer) -> bool:
+        return len(layer.input.shape) <= 2
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        g = ctx.g
+        shape = g.const("shape_batch_flat", np.array([0, -1], np.int64))
+        return [g.node("Reshape", [call.inputs[0], shape], name_hint=call.prefix)]
+
+
+class PermuteHandler(LayerHandler):
+    summary = "Transpose (time-local when axes 0 and 1 stay)"
+
+    def time_local(self, layer) -> bool:
+        return tuple(layer.dims)[0] == 1
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        perm = [0, *[int(d) for d in call.layer.dims]]
+        return [ctx.g.node("Transpose", [call.inputs[0]], perm=perm, name_hint=call.prefix)]
+
+
+class RepeatVectorHandler(LayerHandler):
+    summary = "Expand (batch, features) to (batch, n, features)"
+
+    def time_local(self, layer) -> bool:
+        return False
+
+    def keeps_time(self, layer) -> bool:
+        return False
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        g = ctx.g
+        axis1 = g.const("axes_1", np.array([1], np.int64))
+        x = g.node("Unsqueeze", [call.inputs[0], axis1], name_hint=f"{call.prefix}_add_time")
+        reps = g.const(f"{call.prefix}_reps", np.array([1, int(call.layer.n), 1], np.int64))
+        return [g.node("Tile", [x, reps], name_hint=call.prefix)]
+
+
+class GlobalPooling1DHandler(LayerHandler):
+    summary = "ReduceMean / ReduceMax over time (full only)"
+    variants = ("full",)
+
+    def refuse(self, layer, variant):
+        if layer.data_format != "channels_last":
+            return "only channels_last has an rnnx emitter"
+        if variant != "full":
+            return "it pools over the whole sequence"
+        return None
+
+    def time_local(self, layer) -> bool:
+        return False
+
+    def keeps_time(self, layer) -> bool:
+        return False
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        g = ctx.g
+        op = "ReduceMax" if "Max" in type(call.layer).__name__ else "ReduceMean"
+        keep = 1 if call.layer.keepdims else 0
+        if ctx.opset >= 18:
+            return [g.node(op, [call.inputs[0], g.const("axes_1", np.array([1], np.int64))], keepdims=keep,
+                           name_hint=call.prefix)]
+        return [g.node(op, [call.inputs[0]], axes=[1], keepdims=keep, name_hint=call.prefix)]
+
+
+def register() -> None:
+    import keras
+
+    from ..registry import register_layer
+
+    L = keras.layers
+    register_layer(L.TimeDistributed, TimeDistributedHandler())
+    register_layer(L.Reshape, ReshapeHandler())
+    register_layer(L.Flatten, FlattenHandler())
+    register_layer(L.Permute, PermuteHandler())
+    register_layer(L.RepeatVector, RepeatVectorHandler())
+    pooling = GlobalPooling1DHandler()
+    register_layer(L.GlobalAveragePooling1D, pooling)
+    register_layer(L.GlobalMaxPooling1D, pooling)

@@ -1,0 +1,148 @@
+"""The one registry of layer handlers: what rnnx can do with each Keras layer class.
+
+A handler is a `LayerHandler` subclass registered for one Keras layer class
+(subclasses of that class are matched too, nearest class first). It answers
+four questions, and nothing else in rnnx decides them:
+
+- `refuse(layer, variant)`: why this layer cannot be part of `variant`
+  ("full", "stream" or "unrolled"), or None when it can;
+- `time_local(layer)`: whether it treats each time step alone, so a sequence
+  may be cut into chunks before it (recurrent layers are not time-local, but
+  carry their past in states instead);
+- `states(layer)`: the states it carries from one chunk to the next
+  (`StateDecl`: kind, shape without the batch axis, dtype, initial value);
+- `emit(ctx, call)`: write its ONNX nodes for one call of the layer.
+
+Example, a user's layer that scales its input by a learned vector::
+
+    import numpy as np
+    from exporters.graph.registry import LayerHandler, register_layer
+
+    class ScaleHandler(LayerHandler):
+        summary = "x * scale (last axis)"
+
+        def emit(self, ctx, call):
+            scale = ctx.weight(call.layer, "scale", call.layer.scale.numpy())
+            return [ctx.g.node("Mul", [call.inputs[0], scale])]
+
+    register_layer(MyScale, ScaleHandler())
+
+`rnnx layers` prints the table of registered handlers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+VARIANTS = ("full", "stream", "unrolled")
+
+
+@dataclass(frozen=True)
+class StateDecl:
+    """One tensor a layer carries between chunks: (batch, *shape) of `dtype`, starting at `init`."""
+
+    kind: str                 # 'h', 'c', 'conv', ... (names the tensors <kind>_in_<k>/<kind>_out_<k>)
+    shape: tuple              # without the batch axis
+    dtype: str = "float32"
+    init: float = 0.0
+
+
+@dataclass
+class Call:
+    """One call of a layer in the Keras graph, as the handler sees it.
+
+    `inputs` are ONNX tensor names of the positional inputs (a merge layer gets
+    one per merged tensor); `initial_state` those of the `initial_state=`
+    argument, if any; `in_shapes`/`out_shapes` the Keras shapes (batch first,
+    None = dynamic) of the inputs and outputs. For stream/unrolled,
+    `states_in` are the graph inputs holding this call's states (declared by
+    `states`), and the handler puts the new states in `states_out`.
+    """
+
+    layer: object
+    inputs: list
+    in_shapes: list
+    out_shapes: list
+    initial_state: list | None = None
+    states_in: list | None = None
+    states_out: list = field(default_factory=list)
+    prefix: str = ""
+
+
+class LayerHandler:
+    """Base class of every handler; override what differs from a plain time-local layer."""
+
+    #: one line for `rnnx layers`
+    summary: str = ""
+    #: the variants this handler can emit at all (refuse() may narrow it per layer)
+    variants: tuple = VARIANTS
+
+    def refuse(self, layer, variant: str) -> str | None:
+        """Why `layer` cannot be part of `variant`, or None."""
+        if variant not in self.variants:
+            return f"rnnx emits {type(layer).__name__} only in {'/'.join(self.variants)}"
+        return None
+
+    def time_local(self, layer) -> bool:
+        """Whether the layer treats each time step alone (safe to run one chunk at a time)."""
+        return True
+
+    def states(self, layer) -> list[StateDecl]:
+        """The states the layer carries between chunks (recurrent layers, causal caches)."""
+        return []
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        """Write the layer's nodes; return the ONNX names of its outputs, in Keras order."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[type, LayerHandler] = {}
+_BUILTINS_LOADED = False
+
+
+def register_layer(layer_class: type, handler: LayerHandler, *, replace: bool = False) -> None:
+    """Teach rnnx a Keras layer class: `handler` (a LayerHandler instance) emits it.
+
+    A second registration for the same class raises ValueError unless
+    `replace=True`, so two plugins cannot silently override each other.
+    """
+    if not isinstance(layer_class, type):
+        raise TypeError(f"layer_class must be a Keras layer class; got {layer_class!r}")
+    if not isinstance(handler, LayerHandler):
+        raise TypeError(f"handler must be a LayerHandler instance; got {type(handler).__name__}")
+    if layer_class in _REGISTRY and not replace and _REGISTRY[layer_class] is not handler:
+        raise ValueError(f"{layer_class.__name__} already has a handler "
+                         f"({type(_REGISTRY[layer_class]).__name__}); pass replace=True to override it")
+    _REGISTRY[layer_class] = handler
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        from . import handlers  # noqa: F401  (registers the built-in handlers)
+
+
+def handler_for(layer) -> LayerHandler | None:
+    """The handler of `layer`'s class or of its nearest registered base class, else None."""
+    _load_builtins()
+    for cls in type(layer).__mro__:
+        handler = _REGISTRY.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+def registered() -> dict[type, LayerHandler]:
+    """Every registered class and its handler (built-ins included)."""
+    _load_builtins()
+    return dict(_REGISTRY)
+
+
+def table() -> list[dict]:
+    """One row per registered layer class, for `rnnx layers` and the README."""
+    rows = []
+    for cls, handler in sorted(registered().items(), key=lambda kv: kv[0].__name__):
+        rows.append({"layer": cls.__name__, "handler": type(handler).__name__,
+                     "variants": list(handler.variants), "summary": handler.summary})
+    return rows

@@ -1,0 +1,403 @@
+"""Walk a Keras model's functional graph into an export plan, then emit it.
+
+`plan(model, time_inputs)` follows the graph (Sequential, or any functional
+DAG: several inputs and outputs, merges, residuals, shared layers, nested
+models) in topological order and asks each layer's handler (registry.py)
+what it can do: which variants it blocks and why, whether it keeps the time
+axis, which states it carries. Nothing is emitted yet.
+
+`emit(plan, variant, ...)` writes one variant: model inputs first (`x` when
+there is one, else the Keras input names), then one input per state
+(`<kind>_in_<k>`); outputs `y` (or the Keras output names), then the
+`<kind>_out_<k>` states in the same order. A layer without a handler is
+converted alone by tf2onnx (`segment.py`) and spliced in; it cannot stream
+unless it runs frame by frame inside `TimeDistributed`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedLayerError
+from . import registry, segment
+from .onnx_graph import GraphBuilder
+from .registry import Call
+
+STREAMING = ("stream", "unrolled")
+
+
+@dataclass
+class IO:
+    """One model input or output."""
+
+    name: str                 # the ONNX name
+    key: tuple                # the walker's tensor key
+    shape: tuple              # Keras shape, batch first, None = dynamic
+    dtype: str
+    has_time: bool            # axis 1 is the time axis
+    vocab_size: int | None = None
+    producer: object = None   # outputs: the layer that computes it
+
+
+@dataclass
+class StateRow:
+    """One state tensor of the stream/unrolled variants."""
+
+    input: str
+    output: str
+    shape: tuple              # without the batch axis
+    dtype: str
+    init: float
+    layer: str
+    kind: str
+    step: int                 # index into Plan.steps
+    position: int             # index among the step's states
+
+
+@dataclass
+class Step:
+    """One call of one layer (or operation)."""
+
+    layer: object
+    handler: object           # a LayerHandler, or None for a tf2onnx segment
+    node: object              # the Keras Node
+    in_keys: list
+    state_keys: list          # keys of the `initial_state=` tensors, if any
+    out_keys: list
+    in_shapes: list
+    out_shapes: list
+    has_time: bool            # any input has a time axis
+    state_index: int | None = None   # k of <kind>_in_<k>, for stateful steps
+
+
+@dataclass
+class Plan:
+    inputs: list
+    outputs: list
+    steps: list
+    states: list
+    blockers: dict            # variant -> why it cannot be made (naming the layer), or None
+    fallback: str | None      # why `full` needs whole-model tf2onnx, or None
+    recurrent: list = field(default_factory=list)   # recurrent layers in graph order
+    tensors: dict = field(default_factory=dict)     # key -> (shape, dtype, has_time)
+
+    @property
+    def input(self) -> IO:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> IO:
+        return self.outputs[0]
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+def _shape(t) -> tuple:
+    return tuple(None if d is None else int(d) for d in t.shape)
+
+
+def _input_layer_name(t) -> str:
+    return t._keras_history[0].name
+
+
+def _key(t) -> tuple:
+    op, node_index, tensor_index = t._keras_history
+    return (id(op), node_index, tensor_index)
+
+
+def _flat(value) -> list:
+    import keras
+
+    return [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+
+
+def _onnx_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+
+
+def _unique(names: list[str]) -> list[str]:
+    out, seen = [], {}
+    for n in names:
+        n = _onnx_name(n)
+        if n in seen:
+            seen[n] += 1
+            n = f"{n}_{seen[n]}"
+        else:
+            seen[n] = 0
+        out.append(n)
+    return out
+
+
+def _nodes(model):
+    """(node, operation) of a functional model in topological order, nested models inlined lazily."""
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if not node.is_input:
+                yield node
+
+
+def _functional(model):
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        inner = getattr(model, "_functional", None)
+        if inner is None:
+            raise ModelFormatError(f"Sequential model {model.name!r} has no input shape; build it with "
+                                   "keras.Input(...) first so its layers have shapes")
+        return inner
+    return model
+
+
+def vocab_of(model, key) -> int | None:
+    """The vocabulary size of an integer input that feeds an Embedding directly."""
+    import keras
+
+    for node in _nodes(_functional(model)):
+        op = node.operation
+        if isinstance(op, keras.layers.Embedding) and any(_key(t) == key for t in node.input_tensors):
+            return int(op.input_dim)
+    return None
+
+
+def plan(model, time_inputs: set) -> Plan:
+    """Plan the export of `model` (a stateless reference model, see reference.py).
+
+    `time_inputs` are the names of the Keras inputs whose axis 1 is time.
+    """
+    import keras
+
+    fmodel = _functional(model)
+    in_names = _unique(["x"] if len(fmodel.inputs) == 1 else [t.name for t in fmodel.inputs])
+    inputs = []
+    for t, name in zip(fmodel.inputs, in_names):
+        key = _key(t)
+        inputs.append(IO(name, key, _shape(t), str(t.dtype), _input_layer_name(t) in time_inputs and len(t.shape) >= 2))
+    for io in inputs:
+        if np.issubdtype(np.dtype(io.dtype), np.integer):
+            io.vocab_size = vocab_of(model, io.key)
+    tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
+    steps, recurrent = [], []
+    blockers = {v: None for v in registry.VARIANTS}
+    fallback = None
+
+    def block(variant, why):
+        if blockers[variant] is None:
+            blockers[variant] = why
+
+    def walk(fm, key_map):
+        nonlocal fallback
+        for node in _nodes(fm):
+            op = node.operation
+            ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
+            state_ts = _flat(node.arguments.kwargs.get("initial_state", []))
+            states = [key_map.get(_key(t), _key(t)) for t in state_ts]
+            outs = [_key(t) for t in node.output_tensors]
+            if isinstance(op, keras.Model):  # a nested model: inline its graph
+                inner = _functional(op)
+                sub_map = dict(key_map)
+                for t_in, k in zip(inner.inputs, ins):
+                    sub_map[_key(t_in)] = k
+                walk(inner, sub_map)
+                for t_out, k in zip(inner.outputs, outs):
+                    key_map[k] = sub_map.get(_key(t_out), _key(t_out))
+                continue
+            missing = [k for k in ins + states if k not in tensors]
+            if missing:
+                raise ModelFormatError(f"layer {op.name!r} reads a tensor the walker has not seen; "
+                                       "the model graph is not connected as Keras reports it")
+            has_time = any(tensors[k][2] for k in ins)
+            handler = registry.handler_for(op)
+            step = Step(op, handler, node, ins, states, outs,
+                        [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time)
+            what = f"layer {op.name!r} ({type(op).__name__})"
+            if handler is None:
+                if _is_recurrent(op):
+                    recurrent.append(op)
+                if has_time:
+                    for v in STREAMING:
+                        block(v, f"{what} has no rnnx handler, so rnnx cannot tell whether it mixes time "
+                                 "steps (register one with exporters.register_layer)")
+                if len(ins) != 1 and fallback is None:
+                    fallback = f"{what} has no rnnx handler and takes {len(ins)} inputs"
+            else:
+                for variant in registry.VARIANTS:
+                    why = handler.refuse(op, variant)
+                    if why is not None:
+                        block(variant, f"{what}: {why}")
+                        if variant == "full" and fallback is None:
+                            fallback = f"{what}: {why}"
+                decls = handler.states(op)
+                if _is_recurrent(op):
+                    recurrent.append(op)
+                if decls:
+                    if not has_time:
+                        for v in STREAMING:
+                            block(v, f"{what} follows a layer that returns only its last step, so it sees "
+                                     "one step per sequence and needs the whole sequence; it cannot stream")
+                    if states:
+                        for v in STREAMING:
+                            block(v, f"{what} takes its initial state from other tensors (initial_state=); "
+                                     "such a model already runs one call per step: export it as 'full'")
+                    step.state_index = sum(1 for s in steps if s.state_index is not None)
+                elif has_time and not handler.time_local(op):
+                    for v in STREAMING:
+                        block(v, f"{what} mixes time steps, so it cannot run one chunk at a time")
+            keeps = _keeps_time(handler, op, step)
+            for k, t in zip(outs, node.output_tensors):
+                tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
+            if decls_of(step) and getattr(op, "return_state", False):
+                for k in outs[1:]:
+                    shape, dtype, _ = tensors[k]
+                    tensors[k] = (shape, dtype, False)
+            steps.append(step)
+
+    key_map: dict = {}
+    walk(fmodel, key_map)
+    out_names = _unique(["y"] if len(fmodel.outputs) == 1 else list(fmodel.output_names))
+    outputs = []
+    for t, name in zip(fmodel.outputs, out_names):
+        key = key_map.get(_key(t), _key(t))
+        if key not in tensors:
+            raise ModelFormatError(f"model output {t.name!r} is not produced by any layer the walker saw")
+        shape, dtype, has_time = tensors[key]
+        producer = next((s.layer for s in steps if key in s.out_keys), None)
+        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer))
+    if not any(_is_recurrent(s.layer) for s in steps):
+        raise ModelFormatError(
+            f"model {model.name!r} has no recurrent layer (expected LSTM, GRU, SimpleRNN, RNN or "
+            "Bidirectional); rnnx exports recurrent models")
+    taken = {io.name for io in inputs} | {io.name for io in outputs}
+    states = _state_rows(steps, taken)
+    return Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
+
+
+def decls_of(step) -> list:
+    return step.handler.states(step.layer) if step.handler is not None else []
+
+
+def _keeps_time(handler, op, step) -> bool:
+    if not step.has_time:
+        return False
+    keeps = getattr(handler, "keeps_time", None)
+    if keeps is not None:
+        return bool(keeps(op))
+    if handler is not None and handler.time_local(op):
+        return True
+    ins, outs = step.in_shapes, step.out_shapes
+    return bool(ins and outs and len(outs[0]) >= 2 and len(ins[0]) >= 2 and outs[0][1] == ins[0][1])
+
+
+def _is_recurrent(layer) -> bool:
+    import keras
+
+    return isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+
+
+def _state_rows(steps, taken: set) -> list[StateRow]:
+    rows = []
+    for i, step in enumerate(steps):
+        if step.state_index is None:
+            continue
+        for pos, decl in enumerate(decls_of(step)):
+            k = step.state_index
+            s_in, s_out = f"{decl.kind}_in_{k}", f"{decl.kind}_out_{k}"
+            while s_in in taken or s_out in taken or any(r.input == s_in for r in rows):
+                k += 1000  # a Keras name took it; keep the kind, move the index far away
+                s_in, s_out = f"{decl.kind}_in_{k}", f"{decl.kind}_out_{k}"
+            rows.append(StateRow(s_in, s_out, tuple(decl.shape), decl.dtype, decl.init,
+                                 step.layer.name, decl.kind, i, pos))
+    return rows
+
+
+# -- emission ---------------------------------------------------------------------------------
+
+class EmitContext:
+    """What a handler's `emit` gets besides its call: the graph builder and the variant."""
+
+    def __init__(self, g: GraphBuilder, variant: str, chunk: int, opset: int, cache: dict):
+        self.g, self.variant, self.chunk, self.opset = g, variant, chunk, opset
+        self._cache = cache
+        self._weights: dict = {}
+
+    @property
+    def streaming(self) -> bool:
+        return self.variant in STREAMING
+
+    def weight(self, layer, name: str, value, dtype=np.float32) -> str:
+        """An initializer for `layer`'s weight `name`, stored once however often the layer is called."""
+        key = (id(layer), name)
+        if key not in self._weights:
+            self._weights[key] = self.g.const(f"{layer.name}_{name}", np.asarray(value, dtype=dtype))
+        return self._weights[key]
+
+    def segment(self, op, call: Call, node=None, in_shapes=None) -> list[str]:
+        """Convert one operation with tf2onnx (cached across variants) and splice it in."""
+        shapes = in_shapes if in_shapes is not None else call.in_shapes
+        key = (id(op), tuple(map(tuple, shapes)), self.opset)
+        if key not in self._cache:
+            self._cache[key] = segment.convert(op, node, shapes, self.opset)
+        proto, n_in = self._cache[key]
+        feeds = {f"seg_in_{i}": name for i, name in enumerate(call.inputs[:n_in])}
+        return self.g.splice(proto.graph, feeds, f"{call.prefix}/", proto.opset_import)
+
+
+def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: dict | None = None,
+         fixed_time: int | None = None):
+    """The ModelProto of `variant` (no metadata yet). `cache` shares tf2onnx segments between variants.
+
+    `fixed_time` declares the time axis of `full` with that exact length.
+    """
+    if plan.blockers[variant] is not None:
+        raise UnsupportedLayerError(f"cannot export {variant}: {plan.blockers[variant]}")
+    g = GraphBuilder(f"{name}_{variant}")
+    ctx = EmitContext(g, variant, chunk, opset, {} if cache is None else cache)
+    names = {io.key: g.reserve(io.name) for io in plan.inputs}
+    states = plan.states if ctx.streaming else []
+    for s in states:
+        g.reserve(s.input)
+    finals = {}
+    for i, step in enumerate(plan.steps):
+        prefix = f"s{i}_{_onnx_name(step.layer.name)}"
+        call = Call(step.layer, [names[k] for k in step.in_keys], step.in_shapes, step.out_shapes,
+                    initial_state=[names[k] for k in step.state_keys] or None, prefix=prefix)
+        mine = [s for s in states if s.step == i]
+        if mine:
+            call.states_in = [s.input for s in mine]
+        if step.handler is None:
+            outs = ctx.segment(step.layer, call, step.node)
+        else:
+            outs = step.handler.emit(ctx, call)
+        if len(outs) != len(step.out_keys):
+            raise UnsupportedLayerError(
+                f"the handler of layer {step.layer.name!r} gave {len(outs)} outputs; Keras has {len(step.out_keys)}")
+        names.update(zip(step.out_keys, outs))
+        for s in mine:
+            finals[s.output] = call.states_out[s.position]
+    for io in plan.outputs:
+        g.reserve(io.name)
+        g.node("Identity", [names[io.key]], outputs=[io.name], name_hint=f"output_{io.name}")
+    for s in states:
+        g.reserve(s.output)
+        g.node("Identity", [finals[s.output]], outputs=[s.output], name_hint=s.output)
+    ins = [(io.name, np.dtype(io.dtype), io_dims(io, variant, chunk, fixed_time)) for io in plan.inputs]
+    ins += [(s.input, np.dtype(s.dtype), ["batch", *s.shape]) for s in states]
+    outs = [(io.name, np.dtype("float32") if io.dtype.startswith("float") else np.dtype(io.dtype),
+             io_dims(io, variant, chunk, fixed_time)) for io in plan.outputs]
+    outs += [(s.output, np.dtype(s.dtype), ["batch", *s.shape]) for s in states]
+    return g.to_model(ins, outs, opset)
+
+
+def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None) -> list:
+    """Dims of a model input/output: 'batch', then time ('time', fixed, or the chunk), then the rest."""
+    dims = ["batch"] + [d if d is not None else f"{io.name}_dim{i}" for i, d in enumerate(io.shape[1:], 1)]
+    if io.has_time:
+        if variant in STREAMING:
+            dims[1] = chunk
+        elif fixed_time is not None:
+            dims[1] = fixed_time
+        elif io.shape[1] is None:
+            dims[1] = "time"
+    return dims
