@@ -54,8 +54,8 @@ _REASONS = {
     errno.EIO: "input/output error on the device",
 }
 # renameat2(RENAME_EXCHANGE) refused: not Linux, old kernel or glibc, a file system
-# without it, or the folder is a mount point (the sibling is on another device).
-_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP}
+# without it (EINVAL), or the folder is a mount point (EBUSY) or on another device (EXDEV).
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBUSY}
 # The parent folder refuses the sibling temp folder: fall back to writing in place.
 _NO_SIBLING = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EXDEV}
 
@@ -130,6 +130,7 @@ def _create(path, data: bytes) -> None:
         with os.fdopen(fd, "wb", closefd=False) as fh:
             fh.write(data)
             fh.flush()
+        _hook(f"created:{os.path.basename(path)}")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -349,6 +350,9 @@ def _link_tree(src: Path, dst: Path, skip: set) -> None:
 
 def _swap_in(folder: Path, files: dict, manifest_name: str, blob: bytes, members: set) -> bool:
     """Build the new folder as a sibling and swap it in; False when this file system cannot swap."""
+    with contextlib.suppress(OSError):
+        if os.stat(folder).st_dev != os.stat(folder.parent).st_dev:
+            return False             # a mount point: its sibling is on another device
     tmp = folder.parent / _tmp_name(folder.name)
     try:
         os.mkdir(tmp)
