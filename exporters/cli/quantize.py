@@ -75,7 +75,7 @@ def summary(report: dict) -> str:
     parts.append(f"recurrent weights {report['recurrent_weights']}")
     if report.get("kept_float"):
         parts.append(f"precision mixed: fp32 {','.join(report['kept_float'])}")
-             f"max|d| {agree['max_abs_diff']:.3g} vs fp32 on {agree['samples']} {agree['data']} samples"]
+    parts.append(f"max|d| {agree['max_abs_diff']:.3g} vs fp32 on {agree['samples']} {agree['data']} samples")
     if agree["argmax_agreement"] is not None:
         parts.append(f"argmax agreement {agree['argmax_agreement']:.4f}")
     if acc is not None:
