@@ -9,14 +9,15 @@ Importing this package never imports tensorflow, keras, tf2onnx or onnx.
 
 from .contract import Contract, StateSpec, TensorSpec
 from .errors import (InputShapeError, InputValueError, ModelFormatError, ProviderError, RnnxError,
-                     StateError, UncheckedModelWarning)
+                     SettingError, StateError, UncheckedModelWarning)
+from .integrity import check_export_set
 from .loader import load
 from .model import Model
 from .streaming import StreamingModel
 
 __all__ = [
-    "load", "Model", "StreamingModel",
+    "load", "Model", "StreamingModel", "check_export_set",
     "Contract", "StateSpec", "TensorSpec",
     "RnnxError", "ModelFormatError", "InputShapeError", "InputValueError", "StateError",
-    "ProviderError", "UncheckedModelWarning",
+    "ProviderError", "SettingError", "UncheckedModelWarning",
 ]

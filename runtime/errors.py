@@ -31,3 +31,7 @@ class ProviderError(RnnxError, ValueError):
 
 class UncheckedModelWarning(UserWarning):
     """A model has no ``rnnx`` metadata, so its inputs are checked against the graph only."""
+
+
+class SettingError(RnnxError, ValueError):
+    """A runtime setting (max_batch, batch, ...) is out of its range."""

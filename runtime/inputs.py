@@ -33,16 +33,19 @@ class InputChecker:
         dtype: the dtype the graph takes.
         uint8_scale: when set, uint8 arrays are accepted and multiplied by it.
         value_range: ``(lo, hi)`` float inputs must lie in, or ``None``.
+        vocab_size: integer token-id inputs: ids must lie in ``[0, vocab_size)``.
         axis_names: names for dynamic axes in messages, e.g. ``{0: "batch"}``.
     """
 
     def __init__(self, name: str, shape: tuple, dtype: np.dtype, *, uint8_scale: float | None = None,
-                 value_range: tuple[float, float] | None = None, axis_names: dict | None = None):
+                 value_range: tuple[float, float] | None = None, vocab_size: int | None = None,
+                 axis_names: dict | None = None):
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.uint8_scale = None if uint8_scale is None else self.dtype.type(uint8_scale)
         self.value_range = value_range
+        self.vocab_size = vocab_size if self.dtype.kind in "iu" else None
         self.axis_names = dict(axis_names or {})
         self.bits_limit = _bits_limit(self.dtype, value_range)
 
@@ -95,6 +98,8 @@ class InputChecker:
             return True
         if dtype == np.uint8 and self.uint8_scale is not None:
             return True
+        if self.dtype.kind in "iu":  # token ids: any integer array (its values are checked)
+            return dtype.kind in "iu"
         return dtype.kind == "f" and self.dtype.kind == "f"
 
     def convert_into(self, x: np.ndarray, out: np.ndarray) -> None:
@@ -115,6 +120,8 @@ class InputChecker:
         x = self.as_array(x)
         self.check_dtype(x)
         self.check_shape(x, shape, hint)
+        if self.vocab_size is not None:
+            self.check_ids(x)  # before the conversion, which could wrap a large id around
         scaled = x.dtype == np.uint8 and self.uint8_scale is not None
         arr = self.convert(x)
         if not scaled:
@@ -124,7 +131,11 @@ class InputChecker:
     # -- values ------------------------------------------------------------------------------
 
     def check_values(self, arr: np.ndarray) -> None:
-        """Raise on NaN/inf, or on values outside the declared range (``arr`` already converted)."""
+        """Raise on NaN/inf, or on values outside the declared range (``arr`` already converted);
+        for token-id inputs, on ids outside ``[0, vocab_size)``."""
+        if self.vocab_size is not None:
+            self.check_ids(arr)
+            return
         if arr.dtype.kind != "f" or arr.size == 0:
             return
         flat = arr.reshape(-1)
@@ -136,6 +147,20 @@ class InputChecker:
             self._raise_range(float(lo), float(hi))
         if not math.isfinite(np.dot(flat, flat)):  # any NaN/inf makes the sum of squares non-finite
             self._raise_nonfinite(arr)  # (or a huge finite value overflowed it: then no error)
+
+    def check_ids(self, arr: np.ndarray) -> None:
+        """Raise unless every id of the integer array ``arr`` lies in ``[0, vocab_size)``."""
+        vocab = self.vocab_size
+        if vocab is None or arr.size == 0:
+            return
+        flat = arr.reshape(-1)
+        if _min(flat) >= 0 and _max(flat) < vocab:
+            return
+        bad = (arr < 0) | (arr >= vocab)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputValueError(
+            f"input {self.name!r} holds token id {int(arr[first])} at index {first}; ids must lie in "
+            f"[0, {vocab}) (vocab_size {vocab}); {int(bad.sum())} id(s) are outside it")
 
     def _raise_nonfinite(self, arr: np.ndarray) -> None:
         finite = np.isfinite(arr)

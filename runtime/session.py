@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from .contract import METADATA_KEY, Contract, is_state_name
 from .errors import ModelFormatError, UncheckedModelWarning
+from .integrity import check_file_in_export_set
 from .providers import check_active, resolve_providers, session_options
 
 # onnxruntime type strings -> numpy dtypes, for the tensors rnnx models exchange.
@@ -36,11 +37,16 @@ ORT_DTYPES = {
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """An open session with its parsed contract (``None`` for a plain ONNX file)."""
+    """An open session with its parsed contract (``None`` for a plain ONNX file), and the
+    settings it was opened with (to reopen it elsewhere: see :meth:`reopen_args`)."""
 
     session: ort.InferenceSession
     contract: Contract | None
     path: str
+    requested_providers: object = None
+    threads: int | None = None
+    data: bytes | None = field(default=None, repr=False)  # the model's bytes when opened from bytes
+    stamp: tuple | None = None                            # (size, mtime_ns) of the file when opened
 
     @property
     def providers(self) -> list[str]:
@@ -52,22 +58,55 @@ class LoadedModel:
     def output_dtype(self, name: str) -> np.dtype:
         return _dtype_of(self.session.get_outputs(), name, self.path)
 
+    def input_shape(self, name: str, declared: tuple | None = None) -> tuple:
+        """The shape of input ``name``: the declared one, with the graph's fixed dims filled in
+        where the declaration leaves them dynamic (``None`` for what stays dynamic)."""
+        return _merged(declared, _arg(self.session.get_inputs(), name, self.path))
+
+    def output_shape(self, name: str, declared: tuple | None = None) -> tuple:
+        return _merged(declared, _arg(self.session.get_outputs(), name, self.path))
+
+    def model_bytes(self) -> bytes:
+        """The serialized model, to ship it to another process.
+
+        Raises:
+            ModelFormatError: the file changed or vanished since it was opened.
+        """
+        if self.data is not None:
+            return self.data
+        try:
+            data = Path(self.path).read_bytes()
+            now = _stamp(self.path)
+        except OSError as exc:
+            raise ModelFormatError(f"cannot read {self.path} again to ship the model: {exc.strerror}") from None
+        if self.stamp is not None and now != self.stamp:
+            raise ModelFormatError(f"{self.path} changed since it was opened; load it again before "
+                                   "shipping the model to another process")
+        return data
+
 
 def open_model(path, *, providers=None, threads: int | None = None) -> LoadedModel:
     """Open ``path`` (a file path, or the model's bytes) with onnxruntime.
 
+    When the file's folder holds an ``export.json`` that lists the file, its size
+    and sha256 must be the ones listed there (see :mod:`runtime.integrity`).
+
     Raises:
-        ModelFormatError: the file is missing, not ONNX, or its graph does not
-            match its ``rnnx`` metadata.
+        ModelFormatError: the file is missing, not ONNX, not the file its export set
+            lists, or its graph does not match its ``rnnx`` metadata.
         ProviderError: a requested execution provider is unavailable.
     """
-    if isinstance(path, (bytes, bytearray)):
-        source, label = bytes(path), "<bytes>"
+    data, stamp = None, None
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data, label = bytes(path), "<bytes>"
+        source = data
     else:
         label = os.fspath(path)
         if not Path(label).is_file():
             what = "is a directory, not a model file" if Path(label).is_dir() else "does not exist"
             raise ModelFormatError(f"model file {label} {what}; expected an .onnx file")
+        stamp = _stamp(label)
+        check_file_in_export_set(label)
         source = label
     resolved = resolve_providers(providers)
     options = session_options(threads)
@@ -77,6 +116,7 @@ def open_model(path, *, providers=None, threads: int | None = None) -> LoadedMod
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFormatError(f"cannot load {label} as an ONNX model: {detail}") from None
     check_active(providers, resolved, session.get_providers())
+    settings = dict(requested_providers=_plain(providers), threads=threads, data=data, stamp=stamp)
 
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if text is None:
@@ -84,10 +124,22 @@ def open_model(path, *, providers=None, threads: int | None = None) -> LoadedMod
             f"{label} has no '{METADATA_KEY}' metadata: input shapes cannot be checked against "
             "a contract (only against the ONNX graph), and there are no labels or preprocessing",
             UncheckedModelWarning, stacklevel=3)
-        return LoadedModel(session, None, label)
+        return LoadedModel(session, None, label, **settings)
     contract = Contract.from_json(text)
     _check_graph(session, contract, label)
-    return LoadedModel(session, contract, label)
+    return LoadedModel(session, contract, label, **settings)
+
+
+def _stamp(path: str) -> tuple:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _plain(providers):
+    """The providers as given, as a picklable value."""
+    if providers is None or isinstance(providers, str):
+        return providers
+    return [tuple(p) if isinstance(p, tuple) else p for p in providers]
 
 
 def _check_graph(session: ort.InferenceSession, contract: Contract, label: str) -> None:
@@ -179,15 +231,29 @@ def _show(shape: tuple) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def _dtype_of(args, name: str, label: str) -> np.dtype:
+def _arg(args, name: str, label: str):
     for arg in args:
         if arg.name == name:
-            try:
-                return ORT_DTYPES[arg.type]
-            except KeyError:
-                raise ModelFormatError(f"{label}: tensor {name!r} has type {arg.type}, "
-                                       f"which the rnnx runtime does not handle") from None
+            return arg
     raise ModelFormatError(f"{label}: the graph has no tensor named {name!r}")
+
+
+def _dtype_of(args, name: str, label: str) -> np.dtype:
+    arg = _arg(args, name, label)
+    try:
+        return ORT_DTYPES[arg.type]
+    except KeyError:
+        raise ModelFormatError(f"{label}: tensor {name!r} has type {arg.type}, "
+                               f"which the rnnx runtime does not handle") from None
+
+
+def _merged(declared: tuple | None, arg) -> tuple:
+    graph = _graph_shape(arg)
+    if declared is None:
+        return graph if graph is not None else ()
+    if graph is None or len(graph) != len(declared):
+        return tuple(declared)
+    return tuple(d if d is not None else g for d, g in zip(declared, graph))
 
 
 __all__ = ["LoadedModel", "open_model", "ORT_DTYPES"]

@@ -131,3 +131,124 @@ def format2(meta: dict) -> dict:
     from runtime.contract import Contract
 
     return Contract.from_dict(meta).to_dict()
+
+
+# -- hand-built format-2 models: several inputs and outputs, N-D states ---------------------------
+
+VOCAB = 7
+EMB = np.arange(VOCAB * 4, dtype=np.float32).reshape(VOCAB, 4) / 10
+W_SPEAKER = np.array([[0.5, -0.5, 1.0, 0.0], [0.25, 0.0, -1.0, 2.0]], np.float32)
+
+
+def multi_stream_reference(xs, tokens, speaker, h=None, cache=None):
+    """What the hand-built stream model computes over a whole sequence, in numpy:
+    h_t = tanh(h_{t-1} + EMB[token_t] + speaker @ W); y = h_T;
+    cache = the last two frames of x; z_t = x_t + sum(cache_t)."""
+    b, steps, _ = xs.shape
+    h = np.zeros((b, 4), np.float32) if h is None else h
+    cache = np.zeros((b, 2, 3), np.float32) if cache is None else cache
+    zs = []
+    for t in range(steps):
+        h = np.tanh(h + EMB[tokens[:, t]] + speaker @ W_SPEAKER)
+        cache = np.concatenate([cache[:, 1:], xs[:, t:t + 1]], axis=1)
+        zs.append(xs[:, t:t + 1] + cache.sum(axis=1, keepdims=True))
+    return h, np.concatenate(zs, axis=1), cache
+
+
+def multi_io_models(folder) -> dict[str, Path]:
+    """Two tiny ONNX graphs built with onnx.helper, with format-2 metadata:
+
+    - ``stream``: inputs x (b, 1, 3) float32 in [0, 1], tokens (b, 1) int64 ids < VOCAB,
+      speaker (b, 2) (no time axis); states h (b, 4) and a convolution-like cache (b, 2, 3);
+      outputs y (b, 4) and the per-step z (b, 1, 3). See multi_stream_reference.
+    - ``full``: the same inputs over T steps; y = sum_t EMB[token_t] + speaker @ W (b, 4),
+      z = 2 x (b, T, 3).
+    """
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    consts = [numpy_helper.from_array(EMB, "emb"), numpy_helper.from_array(W_SPEAKER, "w"),
+              numpy_helper.from_array(np.array([1], np.int64), "one"),
+              numpy_helper.from_array(np.array([2], np.int64), "two"),
+              numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+              numpy_helper.from_array(np.array(2.0, np.float32), "two_f")]
+    n = helper.make_node
+    stream_nodes = [
+        n("Gather", ["emb", "tokens"], ["e3"]),                     # (b, 1, 4)
+        n("Squeeze", ["e3", "axis1"], ["e"]),                       # (b, 4)
+        n("MatMul", ["speaker", "w"], ["s"]),
+        n("Add", ["h_in_0", "e"], ["a"]), n("Add", ["a", "s"], ["a2"]),
+        n("Tanh", ["a2"], ["h_out_0"]), n("Identity", ["h_out_0"], ["y"]),
+        n("Slice", ["conv_in_1", "one", "two", "axis1"], ["tail"]),  # (b, 1, 3)
+        n("Concat", ["tail", "x"], ["conv_out_1"], axis=1),         # (b, 2, 3)
+        n("ReduceSum", ["conv_out_1", "axis1"], ["csum"], keepdims=1),
+        n("Add", ["x", "csum"], ["z"]),
+    ]
+    stream = helper.make_graph(
+        stream_nodes, "multi_stream",
+        [helper.make_tensor_value_info("x", f32, ["b", 1, 3]),
+         helper.make_tensor_value_info("tokens", i64, ["b", 1]),
+         helper.make_tensor_value_info("speaker", f32, ["b", 2]),
+         helper.make_tensor_value_info("h_in_0", f32, ["b", 4]),
+         helper.make_tensor_value_info("conv_in_1", f32, ["b", 2, 3])],
+        [helper.make_tensor_value_info("y", f32, ["b", 4]),
+         helper.make_tensor_value_info("z", f32, ["b", 1, 3]),
+         helper.make_tensor_value_info("h_out_0", f32, ["b", 4]),
+         helper.make_tensor_value_info("conv_out_1", f32, ["b", 2, 3])],
+        consts)
+    full_nodes = [
+        n("Gather", ["emb", "tokens"], ["e3"]),                     # (b, T, 4)
+        n("ReduceSum", ["e3", "axis1"], ["e"], keepdims=0),
+        n("MatMul", ["speaker", "w"], ["s"]), n("Add", ["e", "s"], ["y"]),
+        n("Mul", ["x", "two_f"], ["z"]),
+    ]
+    full = helper.make_graph(
+        full_nodes, "multi_full",
+        [helper.make_tensor_value_info("x", f32, ["b", "t", 3]),
+         helper.make_tensor_value_info("tokens", i64, ["b", "t"]),
+         helper.make_tensor_value_info("speaker", f32, ["b", 2])],
+        [helper.make_tensor_value_info("y", f32, ["b", 4]),
+         helper.make_tensor_value_info("z", f32, ["b", "t", 3])],
+        consts)
+
+    def inputs(steps):
+        return [{"name": "x", "shape": [None, steps, 3], "dtype": "float32", "time_axis": 1,
+                 "preprocessing": None, "range": [0.0, 1.0], "vocab_size": None},
+                {"name": "tokens", "shape": [None, steps], "dtype": "int64", "time_axis": 1,
+                 "preprocessing": None, "range": None, "vocab_size": VOCAB},
+                {"name": "speaker", "shape": [None, 2], "dtype": "float32", "time_axis": None,
+                 "preprocessing": None, "range": None, "vocab_size": None}]
+
+    def outputs(steps):
+        return [{"name": "y", "shape": [None, 4], "dtype": "float32", "meaning": "values",
+                 "per_step": False, "labels": ["a", "b", "c", "d"]},
+                {"name": "z", "shape": [None, steps, 3], "dtype": "float32", "meaning": "values",
+                 "per_step": True, "labels": None}]
+
+    metas = {
+        "stream": {"format": 2, "variant": "stream", "chunk": 1, "precision": "fp32",
+                   "inputs": inputs(1), "outputs": outputs(1),
+                   "states": [{"input": "h_in_0", "output": "h_out_0", "shape": [None, 4], "dtype": "float32",
+                               "init": 0.0, "layer": "rnn", "kind": "h"},
+                              {"input": "conv_in_1", "output": "conv_out_1", "shape": [None, 2, 3],
+                               "dtype": "float32", "init": 0.0, "layer": "conv", "kind": "conv"}],
+                   "source": {"name": "multi"}, "parity": {}},
+        "full": {"format": 2, "variant": "full", "chunk": None, "precision": "fp32",
+                 "inputs": inputs(None), "outputs": outputs(None), "states": [],
+                 "source": {"name": "multi"}, "parity": {}},
+    }
+    paths = {}
+    for variant, graph in (("stream", stream), ("full", full)):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "rnnx", json.dumps(metas[variant])
+        paths[variant] = folder / f"{variant}.onnx"
+        onnx.save(model, str(paths[variant]))
+    return paths
