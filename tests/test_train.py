@@ -40,7 +40,8 @@ def test_bad_params_value_fails_cleanly(tmp_path, tiny_params):
     run = subprocess.run([sys.executable, "-m", "pipeline.train", "lstm", "--models", str(tmp_path / "models")],
                          cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith("rnnx: ConfigError: model parameter 'units'")
+    assert run.stderr.strip().splitlines() == [
+        "rnnx: ConfigError: params.yaml: train.lstm.units must be an integer >= 1, got -3"]   # before any work
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
 
