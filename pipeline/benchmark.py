@@ -6,7 +6,8 @@
 Runs ``exporters.bench.benchmark`` over ``models/onnx/NAME`` (every variant
 and precision file) with ``models/NAME.keras`` as the original, on the
 model's test set (``pipeline.export.evaluation_set``), knobs from the
-``benchmark`` section of params.yaml. Writes:
+``benchmark`` section of params.yaml (``per_model.NAME`` overrides them for one
+model). Writes:
 
 - ``reports/benchmark/NAME.json``: every figure (the report stage reads it);
 - ``metrics/benchmark/NAME.json``: the headline figures per file and baseline;
@@ -27,13 +28,25 @@ from pipeline.outputs import write_csv, write_json
 from pipeline.params import integer
 from pipeline.stage import stage_main
 
-DEFAULTS = {"batches": [1, 64, 256], "threads": ["1", "all"], "reps": 200, "providers": ["cpu", "cuda"],
+DEFAULTS = {"batches": [1, 64, 256], "threads": ["1", "all"], "reps": 300, "rounds": 15, "block_ms": 20.0,
+            "streams": [1, 8, 64, 256], "sweep": [1, 8, "model", 100, 500], "providers": ["cpu", "cuda"],
             "litert": True, "samples": None}
 
 
-def settings(params: dict) -> dict:
-    cfg = {**DEFAULTS, **(params.get("benchmark") or {})}
+def settings(params: dict, name: str | None = None) -> dict:
+    """The benchmark section of params.yaml, with ``per_model[name]`` laid over it."""
+    section = dict(params.get("benchmark") or {})
+    per_model = section.pop("per_model", None) or {}
+    if not isinstance(per_model, dict):
+        raise ConfigError(f"benchmark.per_model must map model names to settings; got {per_model!r}")
+    cfg = {**DEFAULTS, **section, **(per_model.get(name) or {})}
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown benchmark settings {unknown}; expected some of {sorted(DEFAULTS)}")
     cfg["reps"] = integer(cfg, "reps")
+    cfg["rounds"] = integer(cfg, "rounds")
+    cfg["streams"] = list(cfg["streams"] or [])
+    cfg["sweep"] = [str(v) for v in (cfg["sweep"] or [])]
     if cfg["samples"] is not None:
         cfg["samples"] = integer(cfg, "samples")
     cfg["threads"] = [str(t) for t in cfg["threads"]]
@@ -41,7 +54,7 @@ def settings(params: dict) -> dict:
 
 
 METRIC_KEYS = ("accuracy", "max_abs_diff", "argmax_agreement", "p50_ms", "p99_ms", "throughput", "step_p50_us",
-               "size_bytes", "speedup_tf_function", "speedup_tf_function_xla", "speedup_litert",
+               "per_stream_us_64", "size_bytes", "speedup_tf_function", "speedup_tf_function_xla", "speedup_litert",
                "throughput_ratio_tf_function_xla")
 
 
@@ -54,6 +67,10 @@ def metrics_of(result: dict) -> dict:
         h = headline(row, result)
         key = f"{row['variant']}.{row['precision']}.{row['provider']}"
         out[key] = {k: h[k] for k in METRIC_KEYS if h.get(k) is not None}
+        for k in METRIC_KEYS:
+            ci = h.get(f"{k}_ci")
+            if ci:
+                out[key][f"{k}_low"], out[key][f"{k}_high"] = ci
     t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
     for base in result.get("baselines", []):
         entry = out.setdefault("baselines", {}).setdefault(f"{base['name']}.{base['provider']}", {})
@@ -67,6 +84,11 @@ def metrics_of(result: dict) -> dict:
             entry["throughput"] = thr["samples_per_s"]
         if base.get("accuracy") is not None:
             entry["accuracy"] = base["accuracy"]
+    sweep = result.get("sweep")
+    if sweep:
+        out["sweep_winner"] = {f"T{t}": w["engine"] for t, w in sweep["winners"].items()}
+    load = result.get("load") or {}
+    out["load1_max"], out["load_warning"] = load.get("load1_max"), bool(load.get("warning"))
     return out
 
 
@@ -101,13 +123,14 @@ def run(name: str, params: dict, models_dir: Path, reports_dir: Path, metrics_di
 
     if name not in models.MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; expected one of {list(models.MODEL_NAMES)}")
-    cfg = settings(params)
+    cfg = settings(params, name)
     x, y, _labels, _scale = evaluation_set(name, params)
     if cfg["samples"]:
         x, y = x[:cfg["samples"]], y[:cfg["samples"]]
     result = benchmark(models_dir / "onnx" / name, keras=models_dir / f"{name}.keras", x=x, y=y,
                        providers=cfg["providers"], strict_providers=False, batches=cfg["batches"],
-                       threads=cfg["threads"], reps=cfg["reps"], litert=bool(cfg["litert"]), name=name,
+                       threads=cfg["threads"], reps=cfg["reps"], rounds=cfg["rounds"], block_ms=cfg["block_ms"],
+                       streams=cfg["streams"], sweep=cfg["sweep"], litert=bool(cfg["litert"]), name=name,
                        progress=lambda msg: print(f"[benchmark {name}] {msg}", file=sys.stderr, flush=True))
     write_json(reports_dir / "benchmark" / f"{name}.json", result)
     write_json(metrics_dir / "benchmark" / f"{name}.json", metrics_of(result))

@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg): latency by runtime, accuracy drop and size by precision.
+"""The report's figures (matplotlib, Agg): latency by runtime, latency against sequence length,
+per-stream step cost, accuracy drop and size by precision.
 
 Each figure has one panel per model, so a person compares runtimes within a
 model at a glance; every bar carries its value.
@@ -6,6 +7,7 @@ model at a glance; every bar carries its value.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from exporters.bench.text import baseline, headline, one_thread
@@ -40,37 +42,104 @@ def _panels(plt, n: int, height: float):
 def _save(fig, path: Path) -> Path:
     from pipeline.outputs import atomic_path
 
-    fig.tight_layout()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     fig.clf()
     return path
 
 
-def latency(results: dict, path: Path) -> Path:
-    """Batch-1 p50 on one thread: onnxruntime fp32 variants (cpu) next to every baseline, log scale."""
+def latency(results: dict, path: Path, targets: dict | None = None) -> Path:
+    """Batch-1 p50 on one thread (bars) with p90 and p99 whiskers: onnxruntime fp32 variants (cpu)
+    next to every baseline, log scale; ``targets`` (model -> ms) is drawn as a dashed line."""
     plt = _pyplot()
-    fig, axes = _panels(plt, len(results), 3.6)
+    fig, axes = _panels(plt, len(results), 3.8)
     for ax, (name, res) in zip(axes, results.items()):
         t1 = one_thread(res)
-        bars = [(f"ORT {r['variant']}", headline(r, res)["p50_ms"], ORT_COLOR) for r in res["rows"]
-                if r["precision"] == "fp32" and r["provider"] == "cpu"]
+        bars = []
+        for r in res["rows"]:
+            if r["precision"] == "fp32" and r["provider"] == "cpu" and r["latency_ms"].get(t1):
+                bars.append((f"ORT {r['variant']}", r["latency_ms"][t1], ORT_COLOR))
         for key, label in BASELINE_LABELS.items():
             base = baseline(res, key, "cpu", t1)
-            if base and base["status"] == "ok":
-                bars.append((label, base["latency_ms"]["p50"], LITERT_COLOR if key == "litert" else TF_COLOR))
-        bars = [b for b in bars if b[1]]
-        ys = range(len(bars))
-        ax.barh(list(ys), [b[1] for b in bars], color=[b[2] for b in bars])
-        ax.set_yticks(list(ys), [b[0] for b in bars])
+            if base and base["status"] == "ok" and base.get("latency_ms"):
+                bars.append((label, base["latency_ms"], LITERT_COLOR if key == "litert" else TF_COLOR))
+        ys = list(range(len(bars)))
+        p50 = [b[1]["p50"] for b in bars]
+        ax.barh(ys, p50, color=[b[2] for b in bars])
+        for y, (_, stats, _) in zip(ys, bars):
+            ax.plot([stats["p50"], stats["p99"]], [y, y], color="black", linewidth=0.8)
+            ax.plot([stats["p90"]], [y], marker="|", color="black", markersize=8)
+            ax.plot([stats["p99"]], [y], marker="|", color="black", markersize=5)
+            ax.text(stats["p99"], y, f"  {stats['p50']:.3g} ms", va="center", fontsize=8)
+        ax.set_yticks(ys, [b[0] for b in bars])
         ax.invert_yaxis()
         ax.set_xscale("log")
-        for y, (_, value, _) in zip(ys, bars):
-            ax.text(value, y, f" {value:.3g} ms", va="center", fontsize=8)
-        ax.set_xlim(right=max(b[1] for b in bars) * 8 if bars else 1)
-        ax.set_title(f"{name}: batch-1 latency p50, {t1} thread (lower is better)", fontsize=10)
-        ax.legend(handles=_legend(), fontsize=8, loc="lower right")
-        ax.set_xlabel("milliseconds (log scale)")
+        limit = (targets or {}).get(name)
+        if limit:
+            ax.axvline(limit, color="red", linestyle="--", linewidth=1)
+            ax.text(limit, -0.6, f" target {limit:g} ms", color="red", fontsize=7, va="bottom")
+        if bars:
+            ax.set_xlim(min(p50) / 2, max(b[1]["p99"] for b in bars) * 8)
+        ax.set_title(f"{name}: batch-1 latency, {t1} thread: bar p50, whisker to p99, tick p90", fontsize=9)
+        ax.legend(handles=_legend(), fontsize=7, loc="lower right")
+        ax.set_xlabel("milliseconds (log scale, lower is better)")
+    return _save(fig, path)
+
+
+def sweep(results: dict, path: Path) -> Path | None:
+    """Batch-1 p50 against sequence length, one line per engine (log-log), for models with a sweep."""
+    swept = {n: r["sweep"] for n, r in results.items() if r.get("sweep") and r["sweep"]["p50_ms"]}
+    if not swept:
+        return None
+    plt = _pyplot()
+    fig, axes = _panels(plt, len(swept), 4.2)
+    for ax, (name, sw) in zip(axes, swept.items()):
+        for engine, by_t in sw["p50_ms"].items():
+            ts = [t for t in sw["lengths"] if str(t) in by_t]
+            if not ts:
+                continue
+            style = "-" if engine.startswith("ort") else "--"
+            width = 2.0 if engine.startswith("ort full") or not engine.startswith("ort") else 0.9
+            ax.plot(ts, [by_t[str(t)] for t in ts], style, marker="o", markersize=3, linewidth=width, label=engine)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sw["lengths"], [str(t) for t in sw["lengths"]])
+        ax.set_xlabel("sequence length T (steps)")
+        ax.set_ylabel("p50 ms, batch 1")
+        ax.set_title(f"{name}: latency against length, {sw['threads']} thread (lower is better)", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left", ncol=2)
+        ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)
+
+
+def streams(results: dict, path: Path, target_us: float | None = None, at: int = 64) -> Path | None:
+    """Per-stream cost of one StreamingModel.step against the number of streams (log-log)."""
+    have = {n: r for n, r in results.items() if any(row.get("streams") for row in r["rows"])}
+    if not have:
+        return None
+    plt = _pyplot()
+    fig, axes = _panels(plt, len(have), 4.0)
+    for ax, (name, res) in zip(axes, have.items()):
+        for row in res["rows"]:
+            for label, by_n in (row.get("streams") or {}).items():
+                ns = sorted(int(n) for n in by_n)
+                style = "-" if label == one_thread(res) else ":"
+                ax.plot(ns, [by_n[str(n)]["per_stream_us"] for n in ns], style, marker="o", markersize=3,
+                        label=f"{row['variant']} {row['precision']}, {label} thr")
+        if target_us:
+            ax.axhline(target_us, color="red", linestyle="--", linewidth=1)
+            ax.text(at, target_us, f" goal {target_us:g} us at {at} streams", color="red", fontsize=7,
+                    va="bottom")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("streams per step call")
+        ax.set_ylabel("us per stream-step (p50 / streams)")
+        ax.set_title(f"{name}: StreamingModel.step cost per stream (lower is better)", fontsize=9)
+        ax.legend(fontsize=6, loc="upper right", ncol=2)
+        ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 
 
@@ -99,7 +168,8 @@ def _grouped(ax, variants, precisions, value_of, fmt, ylabel):
     ax.set_ylabel(ylabel)
     ax.margins(y=0.15)
     if precisions:
-        ax.legend(fontsize=8, title="precision", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, title="precision", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     else:
         ax.text(0.5, 0.5, "only fp32 files: nothing to compare", ha="center", transform=ax.transAxes)
 
@@ -112,22 +182,36 @@ def _by(res: dict) -> tuple[list, list, dict]:
     return variants, precisions, rows
 
 
-def accuracy_drop(results: dict, path: Path) -> Path:
-    """Accuracy lost against the fp32 file of the same variant, in percentage points."""
+def accuracy_drop(results: dict, path: Path, gate: float | None = None) -> Path:
+    """Accuracy lost against the fp32 file of the same variant, in percentage points, every panel on
+    one scale, with the quantization gate (``gate`` points) drawn."""
     plt = _pyplot()
     fig, axes = _panels(plt, len(results), 3.4)
-    for ax, (name, res) in zip(axes, results.items()):
+    drops = {}
+    for name, res in results.items():
         variants, precisions, rows = _by(res)
 
-        def drop(v, p):
+        def drop(v, p, rows=rows):
             base, row = rows.get((v, "fp32")), rows.get((v, p))
             if not base or not row or base.get("accuracy") is None or row.get("accuracy") is None:
                 return None
             return 100 * (base["accuracy"] - row["accuracy"])
 
-        _grouped(ax, variants, [p for p in precisions if p != "fp32"], drop, ".2f", "accuracy drop vs fp32 (points)")
+        drops[name] = (variants, [p for p in precisions if p != "fp32"], drop)
+    values = [d(v, p) for variants, precs, d in drops.values() for v in variants for p in precs]
+    values = [v for v in values if v is not None] + [0.0] + ([gate] if gate else [])
+    lo, hi = min(values), max(values)
+    pad = 0.15 * (hi - lo or 1)
+    for ax, (name, (variants, precisions, drop)) in zip(axes, drops.items()):
+        _grouped(ax, variants, precisions, drop, ".2f", "accuracy drop vs fp32 (points)")
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_title(f"{name}: accuracy drop by precision (lower is better)", fontsize=10)
+        if gate:
+            ax.axhline(gate, color="red", linestyle="--", linewidth=1)
+            ax.text(len(variants) - 0.5, gate, f"gate {gate:g} pt", color="red", fontsize=7, ha="right",
+                    va="bottom")
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_title(f"{name}: accuracy drop by precision (lower is better; same scale in every panel)",
+                     fontsize=9)
     return _save(fig, path)
 
 
@@ -140,4 +224,13 @@ def size(results: dict, path: Path) -> Path:
         _grouped(ax, variants, precisions,
                  lambda v, p: rows[(v, p)]["size_bytes"] / 1024 if (v, p) in rows else None, ".3g", "KiB")
         ax.set_title(f"{name}: model file size by precision", fontsize=10)
+    return _save(fig, path)
+
+
+def empty(path: Path, message: str) -> Path:
+    """A small figure that says why there is nothing to draw (so the report's image links hold)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10)
     return _save(fig, path)

@@ -20,7 +20,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 STEPS, FEATURES, CLASSES, SAMPLES = 6, 5, 4, 64
-REPS, BATCHES = 10, [1, 8]
+REPS, ROUNDS, BATCHES, STREAMS, SWEEP = 12, 4, [1, 8], [1, 4], [1, "model"]
 
 
 @functools.cache
@@ -69,6 +69,7 @@ def result() -> dict:
     case = exported()
     lines = []
     res = benchmark(case["dir"], keras=case["keras"], x=case["x"], y=case["y"], batches=BATCHES,
-                    threads=["1", "all"], reps=REPS, progress=lines.append)
+                    threads=["1", "all"], reps=REPS, rounds=ROUNDS, block_ms=5, streams=STREAMS, sweep=SWEEP,
+                    progress=lines.append)
     res["_progress"] = lines
     return res

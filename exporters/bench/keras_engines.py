@@ -1,9 +1,11 @@
 """The TensorFlow side of the benchmark, run in a worker process per thread count.
 
 TensorFlow fixes its thread pools when it first runs an op, so "1 thread" and
-"all cores" need one process each; the ONNX side never imports TensorFlow.
-A worker reads a job (JSON), and writes its result (JSON) and, when asked,
-the Keras outputs on the whole test set (.npz):
+"all cores" need one process each. A worker times the TensorFlow and LiteRT
+baselines *and* the onnxruntime files of its thread setting, interleaved in
+rounds (see :mod:`exporters.bench.plan`), so that load that comes and goes
+lands on every engine alike. It reads a job (JSON), and writes its result
+(JSON) and, when asked, the Keras and LiteRT outputs on the whole test set (.npz):
 
     python -m exporters.bench.keras_engines JOB.json
 
@@ -25,10 +27,13 @@ import numpy as np
 
 from . import litert as bench_litert
 from .data import batch_of
-from .timing import throughput, time_calls, timed_once
+from .plan import run_plan, with_steps
+from .timing import timed_once
 from ..errors import InputShapeError, RnnxError
 
 TF_BASELINES = ("keras_call", "tf_function", "tf_function_xla", "predict_on_batch")
+SWEEP_BASELINES = ("tf_function", "tf_function_xla")
+TF, LITERT = "tf:", "litert"
 
 
 def say(msg: str) -> None:
@@ -58,84 +63,109 @@ def _set_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _tf_calls(ref, x_shape, dtype):
-    """name -> (function, whether it takes a tf.Tensor rather than numpy)."""
-    import tensorflow as tf
-
-    spec = [tf.TensorSpec([None, *x_shape[1:]], dtype)]
-    call = lambda t: ref(t, training=False)  # noqa: E731
-    return {
-        "keras_call": (call, True),
-        "tf_function": (tf.function(call, input_signature=spec), True),
-        "tf_function_xla": (tf.function(call, input_signature=spec, jit_compile=True), True),
-        "predict_on_batch": (ref.predict_on_batch, False),
-    }
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
-def measure_tf(ref, x, batches, reps, device: str, label: str) -> list[dict]:
-    import tensorflow as tf
+class TFSide:
+    """The baselines' engines for each group of a plan (``plan.run_plan``'s ``extra``)."""
 
-    rows = []
-    for name, (fn, wants_tensor) in _tf_calls(ref, x.shape, x.dtype).items():
-        row = {"name": name, "provider": device, "threads": label, "status": "ok", "reason": None,
-               "latency_ms": None, "throughput": {}}
+    def __init__(self, ref, x: np.ndarray, job: dict):
+        import tensorflow as tf
+
+        self.tf, self.ref, self.x, self.job = tf, ref, x, job
+        self._call = lambda t: ref(t, training=False)  # noqa: E731
+        self.fns = {}
+        self.meta = {}        # (name, provider) -> {"first_call_s", "status", "reason", ...}
+        self.litert_runners = {}
+
+    def __call__(self, group: str, provider: str, batch: int, steps: int | None):
+        tf = self.tf
+        engines, skipped = {}, {}
+        sweep = steps is not None
+        names = SWEEP_BASELINES if sweep else TF_BASELINES
+        if provider == "cuda" and not tf.config.list_physical_devices("GPU"):
+            return engines, skipped
+        xs = self.x if steps is None else with_steps(self.x, steps)
+        xb = batch_of(xs, batch)
+        for name in names:
+            fn, wants_tensor = self._fns(xs.shape[1])[name]
+            arg = tf.constant(xb) if wants_tensor else xb
+            device = "/GPU:0" if provider == "cuda" else "/CPU:0"
+            if provider == "cuda":
+                def call(fn=fn, arg=arg, device=device):
+                    with tf.device(device):
+                        return fn(arg)
+            else:
+                call = lambda fn=fn, arg=arg: fn(arg)  # noqa: E731
+            meta = self.meta.setdefault((name, provider), {"status": "ok", "reason": None})
+            try:
+                _, first = timed_once(call)             # tracing / XLA compile happen here
+                if batch == 1 and not sweep:
+                    meta["first_call_s"] = first
+            except Exception as exc:  # a baseline that cannot run is reported, not fatal
+                reason = _first_line(exc)
+                skipped[TF + name] = reason
+                if not sweep:
+                    meta.update(status="failed", reason=reason)
+                say(f"{name} [{provider}, {group}]: {reason}")
+                continue
+            engines[TF + name] = call
+        if provider == "cpu" and batch == 1 and self.job.get("litert"):
+            run = self._litert(steps if sweep else int(self.x.shape[1]), sweep)
+            if isinstance(run, str):
+                skipped[LITERT] = run
+            else:
+                x1 = np.ascontiguousarray(batch_of(xs, 1), dtype=np.float32)
+                engines[LITERT] = lambda r=run, a=x1: r.run(a)
+        return engines, skipped
+
+    def _fns(self, steps: int) -> dict:
+        """name -> (callable, whether it takes a tf.Tensor), traced for ``steps`` steps (XLA compiles per shape)."""
+        if steps not in self.fns:
+            tf, call = self.tf, self._call
+            spec = [tf.TensorSpec([None, steps, *self.x.shape[2:]], self.x.dtype)]
+            self.fns[steps] = {"keras_call": (call, True),
+                               "tf_function": (tf.function(call, input_signature=spec), True),
+                               "tf_function_xla": (tf.function(call, input_signature=spec, jit_compile=True), True),
+                               "predict_on_batch": (self.ref.predict_on_batch, False)}
+        return self.fns[steps]
+
+    def _litert(self, steps: int, sweep: bool):
+        """A LiteRT runner for ``steps`` steps (converted once, cached on disk), or the reason it cannot run."""
+        if steps in self.litert_runners:
+            return self.litert_runners[steps]
+        cache = self.job.get("litert_cache")
+        blob_path = os.path.join(cache, f"model-{steps}.tflite") if cache else None
+        info = {}
         try:
-            with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
-                for b in batches:
-                    xb = batch_of(x, b)
-                    arg = tf.constant(xb) if wants_tensor else xb
-                    call = lambda: fn(arg)  # noqa: E731
-                    _, first_s = timed_once(call)           # tracing / XLA compile happen here
-                    if b == 1:
-                        row["latency_ms"] = time_calls(call, reps)
-                        row["first_call_s"] = first_s
-                    else:
-                        row["throughput"][str(b)] = throughput(call, b, _batch_reps(reps))
-        except Exception as exc:  # a baseline that cannot run is reported, not fatal
-            row.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
-                       if str(exc).strip() else type(exc).__name__)
-        say(f"{name} [{device}, threads {label}]: " + (
-            f"p50 {row['latency_ms']['p50']:.3f} ms" if row["latency_ms"] else row["reason"] or "no batch 1"))
-        rows.append(row)
-    return rows
-
-
-def measure_litert(ref, x, reps, threads, label, cache_dir, want_outputs):
-    row = {"name": "litert", "provider": "cpu", "threads": label, "status": "ok", "reason": None,
-           "latency_ms": None, "throughput": {}, "method": None,
-           "throughput_reason": "the LiteRT model is converted for batch 1"}
-    outputs = None
-    try:
-        blob_path = os.path.join(cache_dir, "model.tflite") if cache_dir else None
-        if blob_path and os.path.exists(blob_path):
-            with open(blob_path, "rb") as fh:
-                blob = fh.read()
-            with open(blob_path + ".json") as fh:
-                row.update(json.load(fh))
-        else:
-            say("litert: converting (batch 1)")
-            (blob, method, failures), seconds = timed_once(lambda: bench_litert.convert(ref, int(x.shape[1])))
-            row.update(method=method, earlier_failures=failures, convert_s=seconds)
-            if blob_path:
-                with open(blob_path, "wb") as fh:
-                    fh.write(blob)
-                with open(blob_path + ".json", "w") as fh:
-                    json.dump({"method": method, "earlier_failures": failures, "convert_s": seconds}, fh)
-        runner = bench_litert.Runner(blob, threads)
-        row["file_bytes"] = len(blob)
-        x1 = np.ascontiguousarray(batch_of(x, 1), dtype=np.float32)
-        row["latency_ms"] = time_calls(lambda: runner.run(x1), reps)
-        if want_outputs:
-            outputs = runner.outputs(x.astype(np.float32, copy=False))
-        say(f"litert [{row['method']}, threads {label}]: p50 {row['latency_ms']['p50']:.3f} ms")
-    except bench_litert.LiteRTUnavailable as exc:
-        row.update(status="failed", reason=str(exc))
-        say(f"litert: {exc}")
-    return row, outputs
-
-
-def _batch_reps(reps: int) -> int:
-    return max(5, reps // 10)
+            if blob_path and os.path.exists(blob_path):
+                with open(blob_path, "rb") as fh:
+                    blob = fh.read()
+                with open(blob_path + ".json") as fh:
+                    info = json.load(fh)
+            else:
+                say(f"litert: converting (batch 1, {steps} steps)")
+                (blob, method, failures), seconds = timed_once(lambda: bench_litert.convert(self.ref, steps))
+                info = {"method": method, "earlier_failures": failures, "convert_s": seconds}
+                if blob_path:
+                    with open(blob_path, "wb") as fh:
+                        fh.write(blob)
+                    with open(blob_path + ".json", "w") as fh:
+                        json.dump(info, fh)
+            runner = bench_litert.Runner(blob, self.job.get("threads"))
+            info["file_bytes"] = len(blob)
+        except bench_litert.LiteRTUnavailable as exc:
+            runner = str(exc)
+            say(f"litert ({steps} steps): {exc}")
+        if not sweep:
+            meta = self.meta.setdefault(("litert", "cpu"), {"status": "ok", "reason": None})
+            meta.update(info)
+            if isinstance(runner, str):
+                meta.update(status="failed", reason=runner)
+        self.litert_runners[steps] = runner
+        return runner
 
 
 def run_job(job: dict) -> dict:
@@ -151,24 +181,20 @@ def run_job(job: dict) -> dict:
     check_shapes(ref, job["onnx_input"], job.get("onnx_output_last"), os.path.basename(job["keras"]))
     with np.load(job["data"]) as npz:
         x = npz["x"]
-    label, batches, reps = job["threads_label"], job["batches"], int(job["reps"])
-    result = {"baselines": [], "tf_gpu": bool(tf.config.list_physical_devices("GPU")), "notes": []}
+    result = {"tf_gpu": bool(tf.config.list_physical_devices("GPU")), "notes": []}
     save = {}
     if job.get("outputs"):
         say(f"keras: outputs on {x.shape[0]} samples")
         save["keras"] = np.asarray(ref.predict(x, batch_size=512, verbose=0), np.float32)
-    for device in job.get("devices", ["cpu"]):
-        if device == "cuda" and not result["tf_gpu"]:
-            result["notes"].append("TensorFlow sees no GPU (tensorflow-cpu, or no CUDA device): "
-                                   "no TF rows on cuda")
-            continue
-        result["baselines"] += measure_tf(ref, x, batches, reps, device, label)
-    if job.get("litert"):
-        row, outputs = measure_litert(ref, x, reps, job.get("threads"), label, job.get("litert_cache"),
-                                      bool(job.get("outputs")))
-        result["baselines"].append(row)
-        if outputs is not None:
-            save["litert"] = outputs
+    if "cuda" in job["plan"]["providers"] and not result["tf_gpu"]:
+        result["notes"].append("TensorFlow sees no GPU (tensorflow-cpu, or no CUDA device): no TF rows on cuda")
+    side = TFSide(ref, x, job)
+    result["timed"] = run_plan(job["plan"], x, extra=side, progress=say)
+    result["meta"] = [{"name": n, "provider": p, **m} for (n, p), m in side.meta.items()]
+    if job.get("outputs") and job.get("litert"):
+        runner = side.litert_runners.get(int(x.shape[1]))
+        if runner is not None and not isinstance(runner, str):
+            save["litert"] = runner.outputs(x.astype(np.float32, copy=False))
     if save:
         np.savez(job["outputs"], **save)
     return result

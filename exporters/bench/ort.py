@@ -2,9 +2,9 @@
 
 Each row runs the file through the edge runtime (``runtime.load``):
 accuracy and parity on the whole test set (stream/unrolled fed chunk by
-chunk with ``StreamingModel.feed``), batch-1 latency, throughput at larger
-batches, per-step latency of streaming variants (``StreamingModel.step``),
-file size and load time; latency and throughput for every thread setting.
+chunk with ``StreamingModel.feed``), file size and load time. Its timings
+(batch-1 latency, throughput, ``StreamingModel.step`` for several streams)
+come from interleaved rounds, see ``exporters.bench.plan``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import runtime
 from runtime.contract import PRECISIONS, VARIANTS
 
 from .data import batch_of
-from .timing import throughput, time_calls, timed_once
+from .timing import timed_once
 from ..errors import ModelFormatError
 
 FEED_BATCH = 1024          # streams per call while computing outputs on the whole test set
 LOAD_REPS = 3
-STEP_REPS_FACTOR = 5       # a streaming step is ~100x cheaper than a sequence: time more of them
 _NAME = re.compile(r"^(?P<variant>[A-Za-z0-9_-]+?)(?:\.(?P<precision>[A-Za-z0-9_-]+))?\.onnx$")
 
 
@@ -77,7 +76,9 @@ def describe(path: Path) -> dict:
     return {"file": path.name, "path": str(path), "variant": variant, "precision": precision,
             "streaming": isinstance(model, runtime.StreamingModel),
             "chunk": getattr(model, "chunk", None), "input_shape": in_shape, "output_last": out_last,
-            "source": dict(c.source) if c is not None else {}}
+            "source": dict(c.source) if c is not None else {},
+            "input_range": list(c.input_range) if c is not None and c.input_range is not None else None,
+            "parity_steps": (c.parity or {}).get("steps") if c is not None else None}
 
 
 def outputs(path: Path, info: dict, x: np.ndarray, provider: str, threads: int | None) -> np.ndarray:
@@ -118,11 +119,13 @@ def parity(got: np.ndarray, want: np.ndarray | None) -> dict | None:
             "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1)))}
 
 
-def bench_file(info: dict, provider: str, x: np.ndarray, y, reference: np.ndarray | None, *,
-               threads: dict, batches: list[int], reps: int) -> dict:
-    """One row: every figure of one file on one provider (see module doc)."""
+def file_row(info: dict, provider: str, x: np.ndarray, y, reference: np.ndarray | None, *,
+             threads: int | None) -> dict:
+    """A row's figures that need no timing rounds: size, load time, accuracy and parity on all of x.
+
+    Latency, throughput and step figures are added from the interleaved rounds (``exporters.bench.run``).
+    """
     path = Path(info["path"])
-    all_threads = list(threads.values())[-1]
     row = {k: info[k] for k in ("file", "variant", "precision", "chunk")}
     row.update(provider=provider, size_bytes=path.stat().st_size, reason=None)
     loads = [timed_once(lambda: open_quietly(path, providers=[provider], threads=1))[1] for _ in range(LOAD_REPS)]
@@ -132,22 +135,8 @@ def bench_file(info: dict, provider: str, x: np.ndarray, y, reference: np.ndarra
         row.update(accuracy=None, parity=None,
                    reason=f"{x.shape[1]} steps are not a multiple of chunk {info['chunk']}: no accuracy/parity")
     else:
-        got = outputs(path, info, x, provider, all_threads)
+        got = outputs(path, info, x, provider, threads)
         row["accuracy"], row["parity"] = accuracy(got, y), parity(got, reference)
-    row["latency_ms"], row["throughput"], row["step_us"] = {}, {}, {}
-    for label, count in threads.items():
-        row["throughput"][label] = {}
-        for b in batches:
-            model = open_quietly(path, providers=[provider], threads=count, batch=b)
-            xb = batch_of(x[:, :usable], b)
-            call = (lambda m=model, a=xb: m.feed(a)) if info["streaming"] else (lambda m=model, a=xb: m.predict(a))
-            if b == 1:
-                row["latency_ms"][label] = time_calls(call, reps)
-                if info["streaming"]:
-                    frame = np.ascontiguousarray(xb[:, :info["chunk"]])
-                    stats = time_calls(lambda m=model, f=frame: m.step(f), reps * STEP_REPS_FACTOR)
-                    row["step_us"][label] = {k: (v * 1e3 if k != "reps" else v) for k, v in stats.items()}
-            else:
-                row["throughput"][label][str(b)] = throughput(call, b, max(5, reps // 10))
-    row["step_us"] = row["step_us"] or None
+    row.update(latency_ms={}, throughput={}, step_us={}, streams={}, speedup={}, speedup_ci={},
+               throughput_ratio={}, throughput_ratio_ci={})
     return row

@@ -1,4 +1,4 @@
-"""Run the TensorFlow/LiteRT baselines in worker processes (one per thread count).
+"""Run the benchmark's timing in TensorFlow worker processes (one per thread count).
 
 See :mod:`exporters.bench.keras_engines` for what a worker measures. This side writes the
 job, forwards the worker's ``[bench`` progress lines, and reads the result
@@ -51,33 +51,31 @@ def _run_worker(job: dict, work: Path, progress) -> dict:
     return json.loads(result_path.read_text())
 
 
-def run_baselines(keras_path, x: np.ndarray, *, threads: dict, batches: list[int], reps: int,
-                  onnx_input: list, onnx_output_last, devices: list[str], litert: bool = True,
-                  progress=None) -> dict:
-    """Baselines for every thread setting ({"1": 1, "all": None}), the Keras outputs on x, and
-    LiteRT's outputs on x (when it ran).
+def run_workers(keras_path, x: np.ndarray, plans: dict, *, onnx_input: list, onnx_output_last,
+                litert: bool = True, progress=None) -> dict:
+    """One worker per thread setting (``plans``: label -> plan), each timing its plan with the
+    TensorFlow and LiteRT baselines; the Keras and LiteRT outputs on x come from the first.
 
     Returns:
-        {"baselines": [row, ...], "keras_outputs": array | None, "litert_outputs": array | None,
-         "notes": [str], "failed": reason | None}
+        {"timed": {label: run_plan result}, "meta": {label: [baseline meta]}, "keras_outputs": array | None,
+         "litert_outputs": array | None, "notes": [str], "failed": reason | None}
 
     Raises:
         the worker's typed error (InputShapeError, ModelFormatError, ...) when it refused the model.
     """
     say = progress or (lambda _m: None)
-    out = {"baselines": [], "keras_outputs": None, "litert_outputs": None, "notes": [], "failed": None}
+    out = {"timed": {}, "meta": {}, "keras_outputs": None, "litert_outputs": None, "notes": [], "failed": None}
     with tempfile.TemporaryDirectory(prefix="rnnx-bench-") as tmp:
         work = Path(tmp)
         np.savez(work / "x.npz", x=x)
         (work / "litert").mkdir()
-        for k, (label, count) in enumerate(threads.items()):
-            job = {"keras": str(keras_path), "data": str(work / "x.npz"), "threads": count,
-                   "threads_label": label, "batches": batches, "reps": reps, "devices": devices,
-                   "onnx_input": list(onnx_input), "onnx_output_last": onnx_output_last,
-                   "litert": litert, "litert_cache": str(work / "litert"),
+        for k, (label, plan) in enumerate(plans.items()):
+            job = {"keras": str(keras_path), "data": str(work / "x.npz"), "threads": plan["threads"],
+                   "threads_label": label, "plan": plan, "onnx_input": list(onnx_input),
+                   "onnx_output_last": onnx_output_last, "litert": litert, "litert_cache": str(work / "litert"),
                    "outputs": str(work / "outputs.npz") if k == 0 else None,
                    "result": str(work / f"result-{label}.json")}
-            say(f"TensorFlow baselines, threads {label}")
+            say(f"TensorFlow worker, threads {label}")
             result = _run_worker(job, work, say)
             if "error" in result:
                 err = result["error"]
@@ -85,9 +83,10 @@ def run_baselines(keras_path, x: np.ndarray, *, threads: dict, batches: list[int
                 if isinstance(cls, type) and issubclass(cls, errors.RnnxError):
                     raise cls(err["message"])
                 out["failed"] = err["message"]
-                say(f"TensorFlow baselines failed: {err['message']}")
+                say(f"TensorFlow worker failed: {err['message']}")
                 break
-            out["baselines"] += result["baselines"]
+            out["timed"][label] = result["timed"]
+            out["meta"][label] = result["meta"]
             out["notes"] += [n for n in result["notes"] if n not in out["notes"]]
             if k == 0 and (work / "outputs.npz").is_file():
                 with np.load(work / "outputs.npz") as npz:
