@@ -7,7 +7,9 @@ and a non-zero exit: 1 for a model or input rnnx refuses, 2 for bad usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -32,13 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=_positive_int, default=1, metavar="K",
                         help="classes to print per sample for class probabilities (default 1)")
     parser.add_argument("--raw", action="store_true", help="print the raw output arrays")
-    parser.add_argument("--output", "-o", metavar="FILE.npy", help="also save the raw outputs here")
+    parser.add_argument("--output", "-o", metavar="FILE.npy", help="also save the raw outputs here (an .npz archive, one array per name, for several outputs)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.output:
+            _check_output(args.output)
         x = _read_input(args.input)
         providers = args.providers.split(",") if args.providers else None
         with warnings.catch_warnings():
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         model = _model_for(loaded, x)
         y = _predict(model, x)
         if args.output:
-            np.save(args.output, y)
+            _save(args.output, y)
         _print(model, y, top=args.top, raw=args.raw)
     except RnnxError as exc:
         print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -65,16 +69,60 @@ def _read_input(path: str) -> np.ndarray:
         raise InputFileError(f"input file {path} does not exist; expected a .npy array") from None
     except OSError as exc:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+    if not magic:
+        raise InputFileError(f"{path} is empty (0 bytes); expected a .npy array saved with numpy.save")
     if magic != b"\x93NUMPY":
         raise InputFileError(f"{path} is not a .npy file (save the array with numpy.save)")
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
         raise InputFileError(f"cannot read {path} as a .npy array: {exc}") from None
+    if x.size == 0:
+        raise InputFileError(f"{path} holds an empty array of shape {x.shape}; expected at least one sample")
+    return x
 
 
 class InputFileError(RnnxError):
-    """The --input file is missing or not a .npy array."""
+    """The --input file is missing, empty, or not a .npy array."""
+
+
+class OutputFileError(RnnxError):
+    """The --output path cannot be written."""
+
+
+def _check_output(path: str) -> None:
+    """Refuse an --output path that cannot be written, before any work is done."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise OutputFileError(f"--output {path} is a directory; expected a .npy file path")
+    if not os.path.isdir(folder):
+        what = "is not a directory" if os.path.exists(folder) else "does not exist"
+        raise OutputFileError(f"cannot write --output {path}: its folder {folder} {what}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputFileError(f"cannot write --output {path}: no permission to write in {folder}")
+
+
+def _save(path: str, y) -> None:
+    """Write the outputs atomically: a temporary file in the same folder, then a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rnnx-", suffix=".npy", dir=folder)
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(y, dict):  # several outputs: one array per output name
+                np.savez(handle, **y)
+            else:
+                np.save(handle, y, allow_pickle=False)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OutputFileError(f"cannot write --output {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _model_for(loaded, x: np.ndarray):

@@ -252,3 +252,37 @@ def multi_io_models(folder) -> dict[str, Path]:
         paths[variant] = folder / f"{variant}.onnx"
         onnx.save(model, str(paths[variant]))
     return paths
+
+
+def counter_stream_model(folder) -> Path:
+    """A stream model whose state counts its steps: n_out = n_in + 1, y = n_out + x (x: (b, 1, 1)).
+    Fed zeros, step k of a stream returns k: a lost or doubled step shows in the numbers."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["n_in_0", "one"], ["n_out_0"]),
+         helper.make_node("Flatten", ["x"], ["xf"], axis=1),
+         helper.make_node("Add", ["n_out_0", "xf"], ["y"])],
+        "counter",
+        [helper.make_tensor_value_info("x", f32, ["b", 1, 1]),
+         helper.make_tensor_value_info("n_in_0", f32, ["b", 1])],
+        [helper.make_tensor_value_info("y", f32, ["b", 1]),
+         helper.make_tensor_value_info("n_out_0", f32, ["b", 1])],
+        [numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"format": 2, "variant": "stream", "chunk": 1, "precision": "fp32",
+            "inputs": [{"name": "x", "shape": [None, 1, 1], "dtype": "float32", "time_axis": 1}],
+            "outputs": [{"name": "y", "shape": [None, 1], "dtype": "float32", "meaning": "values",
+                         "per_step": False, "labels": None}],
+            "states": [{"input": "n_in_0", "output": "n_out_0", "shape": [None, 1], "dtype": "float32",
+                        "init": 0.0, "layer": "counter", "kind": "n"}]}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "rnnx", json.dumps(meta)
+    path = Path(folder) / "counter.onnx"
+    onnx.save(model, str(path))
+    return path

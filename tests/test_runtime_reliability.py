@@ -1,0 +1,230 @@
+"""Faults the runtime must survive, each reproduced on real exported models (issues 10, 13 and
+the export-set check): empty batches, zero-length sequences, bad split sizes, token ids out of
+range, CLI files that cannot be read or written, threads sharing a stream, tampered export
+sets, and models shipped to other processes by pickle."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+import runtime  # noqa: E402
+from runtime_fixtures import (CLASSES, STEPS, VOCAB, counter_stream_model, lstm_exports,  # noqa: E402
+                              multi_io_models, sequences)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def paths():
+    return lstm_exports()
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory):
+    return multi_io_models(tmp_path_factory.mktemp("multi"))
+
+
+def _python(*args, **kwargs):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, **kwargs)
+
+
+# -- empty batches and zero-length sequences ----------------------------------------------------------
+
+def test_empty_batch_returns_an_empty_result_without_running_onnxruntime(paths):
+    # in a child process: onnxruntime's LSTM kernel aborts the whole process on an empty batch
+    code = f"""
+import numpy as np, onnxruntime as ort, runtime
+calls = []
+real_run = ort.InferenceSession.run
+def counting_run(self, *a, **k):
+    calls.append(1)
+    return real_run(self, *a, **k)
+ort.InferenceSession.run = counting_run
+model = runtime.load({str(paths['full'])!r}, providers=["cpu"], threads=1)
+for x in (np.zeros((0, {STEPS}, 5), np.float32), np.zeros((0, {STEPS}, 5), np.uint8)):
+    y = model.predict(x)
+    print(y.shape, y.dtype, len(calls))
+print(model.predict_labels(np.zeros((0, 3, 5), np.float32)))
+"""
+    out = _python("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:3] == [f"(0, {CLASSES}) float32 0", f"(0, {CLASSES}) float32 0", "[]"]
+
+
+def test_empty_batch_of_per_step_outputs_takes_the_input_steps(multi):
+    model = runtime.load(multi["full"])
+    out = model.predict({"x": np.zeros((0, 5, 3), np.float32), "tokens": np.zeros((0, 5), np.int64),
+                         "speaker": np.zeros((0, 2), np.float32)})
+    assert out["y"].shape == (0, 4) and out["z"].shape == (0, 5, 3) and out["z"].dtype == np.float32
+
+
+def test_zero_length_sequences_are_refused(paths):
+    full = runtime.load(paths["full"])
+    with pytest.raises(runtime.InputShapeError, match=r"'x' has the time axis of length 0 .*at least one step"):
+        full.predict(np.zeros((2, 0, 5), np.float32))
+    stream = runtime.load(paths["stream"], batch=2)
+    with pytest.raises(runtime.InputShapeError, match="positive multiple of chunk=1 steps on axis 1; got 0"):
+        stream.feed(np.zeros((2, 0, 5), np.float32))
+
+
+@pytest.mark.parametrize("bad", [0, -3, True, 2.5, "8"])
+def test_max_batch_must_be_a_positive_integer(paths, bad):
+    with pytest.raises(runtime.SettingError, match=rf"max_batch must be a positive integer.*got {bad!r}"):
+        runtime.load(paths["full"]).predict(sequences(3), max_batch=bad)
+    with pytest.raises(runtime.SettingError, match="max_batch"):
+        runtime.Model(paths["full"], max_batch=bad)
+
+
+# -- token ids ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad_id", [VOCAB, -1, 10**12])
+def test_token_ids_outside_the_vocabulary(multi, bad_id):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, VOCAB, (2, 4))
+    tokens[1, 2] = bad_id
+    feed = {"x": rng.random((2, 4, 3), dtype=np.float32), "tokens": tokens,
+            "speaker": rng.random((2, 2), dtype=np.float32)}
+    message = rf"'tokens' holds token id {bad_id} at index \(1, 2\); ids must lie in \[0, {VOCAB}\)"
+    with pytest.raises(runtime.InputValueError, match=message):
+        runtime.load(multi["full"]).predict(feed)
+    stream = runtime.load(multi["stream"], batch=2)
+    with pytest.raises(runtime.InputValueError, match=message):
+        stream.feed(feed)
+    before = stream.state
+    frame = {"x": feed["x"][:, 2], "tokens": tokens[:, 2:3], "speaker": feed["speaker"]}
+    with pytest.raises(runtime.InputValueError, match=rf"token id {bad_id} at index \(1, 0\)"):
+        stream.step(frame)
+    for name, arr in stream.state.items():  # the refused step left the states alone
+        np.testing.assert_array_equal(arr, before[name])
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+def _cli_error(*args):
+    out = _python("-m", "runtime", *map(str, args))
+    assert out.returncode != 0, out.stdout
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("rnnx: "), out.stderr
+    return out.stderr
+
+
+def test_cli_empty_input_files(paths, tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, STEPS, 5), np.float32))
+    (tmp_path / "zero.npy").write_bytes(b"")
+    for variant in ("full", "stream"):
+        assert "holds an empty array of shape (0, 6, 5)" in _cli_error(paths[variant], "-i", tmp_path / "empty.npy")
+    assert "is empty (0 bytes)" in _cli_error(paths["full"], "-i", tmp_path / "zero.npy")
+
+
+def test_cli_output_that_cannot_be_written(paths, tmp_path):
+    np.save(tmp_path / "x.npy", sequences(2))
+    err = _cli_error(paths["full"], "-i", tmp_path / "x.npy", "--output", tmp_path / "missing" / "y.npy")
+    assert "OutputFileError" in err and "does not exist" in err
+    (tmp_path / "file").write_text("not a folder")
+    err = _cli_error(paths["full"], "-i", tmp_path / "x.npy", "--output", tmp_path / "file" / "y.npy")
+    assert "is not a directory" in err
+    err = _cli_error(paths["full"], "-i", tmp_path / "x.npy", "--output", tmp_path)
+    assert "is a directory" in err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            assert "no permission" in _cli_error(paths["full"], "-i", tmp_path / "x.npy", "-o", locked / "y.npy")
+        finally:
+            locked.chmod(0o700)
+    out = _python("-m", "runtime", str(paths["full"]), "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"))
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), runtime.load(paths["full"]).predict(sequences(2)),
+                               atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rnnx-")] == []
+
+
+# -- threads ------------------------------------------------------------------------------------------
+
+def test_stream_shared_between_threads_counts_every_step(tmp_path):
+    """A counting state: the steps of all threads together must return 1..N, each once,
+    and leave N in the state (a lost or doubled step, or a torn state, shows)."""
+    shared = runtime.load(counter_stream_model(tmp_path), providers=["cpu"], threads=1)
+    threads, per_thread = 4, 300
+    seen, errors = [], []
+    start = threading.Barrier(threads)
+    zero = np.zeros(1, np.float32)
+
+    def work():
+        try:
+            start.wait()
+            mine = [float(shared.step(zero)[0]) for _ in range(per_thread)]
+            seen.extend(mine)
+            assert mine == sorted(mine)  # one thread sees its own steps in order
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: without the lock, steps get lost
+    try:
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+    total = threads * per_thread
+    assert sorted(seen) == list(range(1, total + 1))
+    assert shared.state["n_in_0"].tolist() == [[float(total)]]
+
+
+def test_lstm_stream_shared_between_threads(paths):
+    frame = sequences(1, seed=3)[0, 0]
+    shared = runtime.load(paths["stream"], providers=["cpu"], threads=1)
+    start = threading.Barrier(3)
+
+    def work():
+        start.wait()
+        for _ in range(8):
+            shared.step(frame)
+            shared.state  # noqa: B018  (reading the states between steps is safe too)
+
+    pool = [threading.Thread(target=work) for _ in range(3)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    alone = runtime.load(paths["stream"], providers=["cpu"], threads=1)
+    for _ in range(24):  # 24 steps of one frame: the states still move by ~1e-3 per step
+        alone.step(frame)
+    for name, arr in shared.state.items():
+        np.testing.assert_allclose(arr, alone.state[name], atol=1e-6)
+
+
+def test_model_shared_between_threads(paths):
+    model = runtime.load(paths["full"], providers=["cpu"], threads=1)
+    xs = [sequences(1, seed=s) for s in range(4)]
+    want = [model.predict(x) for x in xs]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(100):
+                np.testing.assert_allclose(model.predict(xs[i]), want[i], atol=1e-6)
+            got[i] = True
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors and len(got) == 4
