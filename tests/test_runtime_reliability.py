@@ -228,3 +228,67 @@ def test_model_shared_between_threads(paths):
     for t in pool:
         t.join()
     assert not errors and len(got) == 4
+
+
+# -- export-set integrity -----------------------------------------------------------------------------
+
+def _export_set(paths, folder: Path) -> Path:
+    """A copy of the LSTM export set whose export.json lists each model's size and sha256."""
+    import hashlib
+    import shutil
+
+    folder.mkdir()
+    source = Path(paths["full"]).parent
+    for name in ("full.onnx", "stream.onnx", "unrolled.onnx", "export.json"):
+        shutil.copy(source / name, folder / name)
+    report = json.loads((folder / "export.json").read_text())
+    report["files"] = {name: {"sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
+                              "bytes": (folder / name).stat().st_size}
+                       for name in ("full.onnx", "stream.onnx", "unrolled.onnx")}
+    (folder / "export.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_export_set_files_are_checked_on_load(paths, tmp_path):
+    folder = _export_set(paths, tmp_path / "set")
+    assert runtime.check_export_set(folder) == []
+    assert isinstance(runtime.load(folder / "full.onnx"), runtime.Model)
+    # a file from another export (here: another variant) copied over a listed one
+    (folder / "full.onnx").write_bytes((folder / "stream.onnx").read_bytes())
+    with pytest.raises(runtime.ModelFormatError,
+                       match=rf"full.onnx does not belong to the export set in .*set/export.json: it has \d+ "
+                             r"bytes, the manifest lists \d+"):
+        runtime.load(folder / "full.onnx")
+    assert runtime.check_export_set(folder)[0].startswith("full.onnx: it has")
+    # same size, other bytes
+    report = json.loads((folder / "export.json").read_text())
+    report["files"]["stream.onnx"]["sha256"] = "0" * 64
+    (folder / "export.json").write_text(json.dumps(report))
+    with pytest.raises(runtime.ModelFormatError, match=r"stream.onnx does not belong .*its sha256 is [0-9a-f]{12}"):
+        runtime.StreamingModel(folder / "stream.onnx")
+    # a file the manifest does not list (a quantized copy made later) is not checked
+    (folder / "unrolled-int8.onnx").write_bytes((folder / "unrolled.onnx").read_bytes())
+    assert isinstance(runtime.load(folder / "unrolled-int8.onnx"), runtime.StreamingModel)
+    (folder / "unrolled.onnx").unlink()
+    assert "unrolled.onnx: the file is missing" in runtime.check_export_set(folder)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is corrupt: not valid JSON"),
+    ("[1]", "expected a JSON object"),
+    ('{"files": ["full.onnx"]}', "'files' must be an object"),
+    ('{"files": {"full.onnx": {"sha256": "abc", "bytes": 1}}}', r"files\['full.onnx'\] must be"),
+    ('{"files": {"../full.onnx": {"sha256": "' + "0" * 64 + '", "bytes": 1}}}', "plain file name"),
+])
+def test_corrupt_export_json_is_a_format_error(paths, tmp_path, text, message):
+    folder = _export_set(paths, tmp_path / "set")
+    (folder / "export.json").write_text(text)
+    with pytest.raises(runtime.ModelFormatError, match=message):
+        runtime.load(folder / "full.onnx")
+    with pytest.raises(runtime.ModelFormatError, match=message):
+        runtime.check_export_set(folder)
+
+
+def test_export_json_without_files_is_not_checked(paths):
+    # today's exporter writes export.json without a files entry: nothing to check
+    assert runtime.check_export_set(Path(paths["full"]).parent) == []
