@@ -107,24 +107,28 @@ class MapOf:
     null: bool = True
 
 
-def _provider(v) -> bool:
-    from runtime.providers import ALIASES   # onnxruntime: imported only when a provider list is given
+# Names other packages define, written out so that reading params imports neither the
+# quantizer nor onnxruntime (every stage, training included, reads params: see dvc.yaml's
+# deps). tests/test_params.py checks that they match their sources.
+QUANT_MODES = ("int8-dynamic", "int8-static", "fp16")          # exporters.quantize.MODES
+QUANT_METHODS = ("minmax", "entropy", "percentile")            # exporters.quantize.METHODS
+VARIANTS = ("full", "stream", "unrolled")                      # runtime.contract.VARIANTS
+PROVIDERS = ("cpu", "cuda", "gpu", "tensorrt", "openvino", "coreml", "dml")   # runtime.providers.ALIASES
 
-    return isinstance(v, str) and (v.lower() in ALIASES or v.endswith("ExecutionProvider"))
+
+def _provider(v) -> bool:
+    return isinstance(v, str) and (v.lower() in PROVIDERS or v.endswith("ExecutionProvider"))
 
 
 def _names():
-    """Names other modules define (imported here, so the table below reads at once)."""
-    from exporters.quantize.model import METHODS, MODES
     from pipeline.data import DATASETS
     from pipeline.distribute import KINDS
     from pipeline.models import MODEL_NAMES
-    from runtime.contract import VARIANTS
 
-    return MODEL_NAMES, tuple(VARIANTS), MODES, METHODS, tuple(DATASETS), KINDS
+    return MODEL_NAMES, tuple(DATASETS), KINDS
 
 
-MODEL_NAMES, VARIANTS, QUANT_MODES, QUANT_METHODS, DATASET_NAMES, DISTRIBUTE_KINDS = _names()
+MODEL_NAMES, DATASET_NAMES, DISTRIBUTE_KINDS = _names()
 
 # --------------------------------------------------------------------------- the schema
 

@@ -151,6 +151,15 @@ def test_every_schema_key_is_read_by_a_stage():
     assert unread == [], f"schema keys no stage reads: {unread}"
 
 
+def test_the_names_written_out_in_the_schema_match_their_sources():
+    from exporters.quantize import METHODS, MODES
+    from runtime.contract import VARIANTS
+    from runtime.providers import ALIASES
+
+    assert params_mod.QUANT_MODES == tuple(MODES) and params_mod.QUANT_METHODS == tuple(METHODS)
+    assert params_mod.VARIANTS == tuple(VARIANTS) and set(params_mod.PROVIDERS) == set(ALIASES)
+
+
 def test_the_schema_covers_every_section_of_params_yaml(repo_params):
     assert set(repo_params) <= set(SCHEMA)
     assert {"seed", "data", "tasks", "train", "export", "quantize", "benchmark"} == set(SCHEMA)
