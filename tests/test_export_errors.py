@@ -60,12 +60,17 @@ def test_model_without_recurrent_layer(tmp_path):
     assert _no_files(tmp_path / "out")
 
 
-def test_bidirectional_full_falls_back_to_tf2onnx(tmp_path):
+def test_bidirectional_full_is_one_native_bidirectional_op(tmp_path):
     res = export_model(_bidirectional(), tmp_path / "out", variants=("full",))
     entry = res.report["variants"]["full"]
-    assert entry["converter"] == "fallback: tf2onnx"
-    assert "both_ways" in entry["fallback_reason"]
+    assert entry["converter"] == "rnnx" and entry["fallback_reason"] is None
     assert entry["parity"]["max_abs_diff"] <= 1e-5
+    import onnx
+
+    nodes = onnx.load(res.paths["full"]).graph.node
+    rnn = [n for n in nodes if n.op_type in ("LSTM", "GRU", "RNN")]
+    assert len(rnn) == 1 and not any(n.op_type in ("Loop", "Scan") for n in nodes)
+    assert onnx.helper.get_attribute_value(next(a for a in rnn[0].attribute if a.name == "direction")) == b"bidirectional"
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(res.paths["full"]), providers=["CPUExecutionProvider"])
@@ -76,9 +81,19 @@ def test_bidirectional_full_falls_back_to_tf2onnx(tmp_path):
 
 @pytest.mark.parametrize("variant", ["stream", "unrolled"])
 def test_bidirectional_refused_for_streaming(tmp_path, variant):
-    with pytest.raises(UnsupportedLayerError, match="both_ways.*Bidirectional.*cannot stream"):
+    with pytest.raises(UnsupportedLayerError, match=f"cannot export {variant}: layer 'both_ways' "
+                                                    r"\(Bidirectional\).*backwards from its end"):
         export_model(_bidirectional(), tmp_path / "out", variants=("full", variant))
     assert _no_files(tmp_path / "out")
+
+
+def test_default_variants_skip_what_the_model_cannot_stream_and_say_why(tmp_path):
+    lines = []
+    res = export_model(_bidirectional(), tmp_path / "out", progress=lines.append)
+    assert set(res.paths) == {"full"} and set(res.report["skipped"]) == {"stream", "unrolled"}
+    assert "both_ways" in res.report["skipped"]["stream"]
+    assert any(line.startswith("stream: skipped: layer 'both_ways'") for line in lines)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "full.onnx"]
 
 
 def test_lambda_in_a_file_is_refused_in_safe_mode(tmp_path):
@@ -97,7 +112,7 @@ def test_lambda_in_memory_is_refused(tmp_path):
 
 def test_samples_of_the_wrong_shape(tmp_path):
     model = extra_model("lstm_no_bias")  # input (6, 3)
-    with pytest.raises(InputShapeError, match=r"samples have shape \(4, 6, 5\); expected \(N, T, 3\)"):
+    with pytest.raises(InputShapeError, match=r"samples for input 'x' have shape \(4, 6, 5\); expected \(N, T, 3\)"):
         export_model(model, tmp_path / "out", samples=np.zeros((4, 6, 5), np.float32))
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 3), np.float32))
     with pytest.raises(InputShapeError):
@@ -139,7 +154,7 @@ def test_fallback_keeps_unrolled_free_of_loops(tmp_path):
     assert not op_types(res.paths["unrolled"]) & {"Loop", "Scan", "If", "LSTM", "GRU", "RNN"}
 
 
-def test_a_model_that_is_not_a_chain_falls_back_for_full_and_cannot_stream(tmp_path):
+def test_a_residual_model_exports_natively_and_streams(tmp_path):
     import keras
     from keras import layers
 
@@ -149,12 +164,11 @@ def test_a_model_that_is_not_a_chain_falls_back_for_full_and_cannot_stream(tmp_p
     skip = layers.Dense(4)(inp)
     out = layers.Dense(2)(layers.LSTM(3)(layers.Add()([seq, skip])))
     model = keras.Model(inp, out, name="residual")
-    res = export_model(model, tmp_path / "out", variants=("full",))
-    assert res.report["variants"]["full"]["converter"] == "fallback: tf2onnx"
-    assert "not a single chain" in res.report["variants"]["full"]["fallback_reason"]
-    assert res.report["variants"]["full"]["parity"]["max_abs_diff"] <= 1e-5
-    with pytest.raises(UnsupportedLayerError, match="not a single chain"):
-        export_model(model, tmp_path / "out2", variants=("stream",))
+    res = export_model(model, tmp_path / "out")
+    assert set(res.paths) == {"full", "stream", "unrolled"}
+    for entry in res.report["variants"].values():
+        assert entry["converter"] == "rnnx" and entry["parity"]["max_abs_diff"] <= 1e-5
+    assert res.report["variants"]["stream"]["parity"]["streamed_vs_full_max_abs_diff"] <= 1e-5
 
 
 def test_a_subclassed_model_is_refused(tmp_path):

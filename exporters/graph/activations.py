@@ -26,11 +26,26 @@ RNN_OPS = {
 RNN_OP_NAMES = {k: v[0] for k, v in RNN_OPS.items()}
 
 
+_TAKES_ALPHA = {"Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid", "Elu"}
+_TAKES_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
+
+
 def rnn_op_attrs(names: list[str]) -> dict:
-    """The `activations`, `activation_alpha` and `activation_beta` attributes for Keras names."""
+    """The `activations` (and `activation_alpha`/`activation_beta`) attributes for Keras names.
+
+    The alpha and beta lists hold values only for the activations that take
+    them, in order (onnxruntime consumes them that way: a 0 listed for Sigmoid
+    would become the next Elu's alpha).
+    """
     specs = [RNN_OPS[n] for n in names]
-    return {"activations": [s[0] for s in specs], "activation_alpha": [float(s[1]) for s in specs],
-            "activation_beta": [float(s[2]) for s in specs]}
+    attrs = {"activations": [s[0] for s in specs]}
+    alpha = [float(s[1]) for s in specs if s[0] in _TAKES_ALPHA]
+    beta = [float(s[2]) for s in specs if s[0] in _TAKES_BETA]
+    if alpha:
+        attrs["activation_alpha"] = alpha
+    if beta:
+        attrs["activation_beta"] = beta
+    return attrs
 
 # Keras name -> (ONNX op, attributes) for a stand-alone node; None is identity.
 _PLAIN = {
