@@ -4,11 +4,15 @@
    and resident memory (targets: runtime <= 0.3 s, <= 80 MB).
 2. ``StreamingModel.step`` p50 latency on an LSTM stream model (target <= 10 us)
    next to a bare ``InferenceSession.run`` p50 on the same file, same threads,
-   and the floor: the same session run through a pre-bound IOBinding alone.
+   and the floor: the same session run through a pre-bound IOBinding alone;
+   and what the step's thread lock costs (an uncontended acquire + release).
+3. ``Model.predict`` on the LSTM full model at batch 1, T=28 against a bare
+   ``InferenceSession.run`` on the same file and input (target: <= 1.05x).
 
-    python scripts/bench_runtime.py [--model LSTM_stream.onnx] [--threads 1] [--steps 20000]
+    python scripts/bench_runtime.py [--model LSTM_stream.onnx] [--full-model LSTM_full.onnx]
+                                    [--threads 1] [--steps 20000]
 
-Without --model, an untrained LSTM shaped like the pipeline's (28 x 28 rows,
+Without --model / --full-model, an untrained LSTM shaped like the pipeline's (28 x 28 rows,
 128 units, 10 classes) is exported to a temporary folder first (needs the
 ``export`` extra; done in a subprocess so this process never loads TensorFlow).
 Latencies are per call, interleaved in blocks so that both sides see the same
@@ -23,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,7 +56,9 @@ from exporters.export import export_model
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input(shape=(28, 28), name="x"), layers.LSTM(128, name="lstm"),
                           layers.Dense(10, activation="softmax", name="classes")], name="lstm")
-print(export_model(model, sys.argv[1], variants=("stream",), chunk=1).paths["stream"])
+paths = export_model(model, sys.argv[1], variants=("full", "stream"), chunk=1).paths
+print(paths["full"])
+print(paths["stream"])
 """
 
 
@@ -67,13 +74,15 @@ def measure_import(module: str, reps: int) -> dict:
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]} | {"reps": reps}
 
 
-def exported_lstm(folder: Path) -> Path:
+def exported_lstm(folder: Path) -> tuple[Path, Path]:
+    """(full, stream) exports of the benchmark LSTM."""
     out = subprocess.run([sys.executable, "-c", EXPORT_LSTM, str(folder)], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     if out.returncode:
         raise SystemExit(f"bench_runtime: could not export a benchmark LSTM (pass --model): "
                          f"{out.stderr.strip().splitlines()[-1] if out.stderr.strip() else 'failed'}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    full, stream = out.stdout.strip().splitlines()[-2:]
+    return Path(full), Path(stream)
 
 
 def measure_step(model_path: Path, threads: int | None, steps: int, block: int = 500) -> dict:
@@ -106,19 +115,58 @@ def measure_step(model_path: Path, threads: int | None, steps: int, block: int =
         binding.bind_ortvalue_output(out.name, ort.OrtValue.ortvalue_from_numpy(arr))
     run_bound = session.run_with_iobinding
 
-    clock = time.perf_counter_ns
     step, run = model.step, session.run
+    lock = threading.Lock()
+
+    def lock_alone():
+        with lock:
+            pass
+
     cases = {
         "bare InferenceSession.run": lambda: run(None, feed),
         "StreamingModel.step (1, chunk, features)": lambda: step(frame),
         "StreamingModel.step (1, features)": lambda: step(frame_no_time),
         "floor: pre-bound run_with_iobinding": lambda: run_bound(binding),
+        "step's thread lock alone (acquire+release)": lock_alone,
     }
+    return interleaved(cases, steps, block)
+
+
+def measure_predict(model_path: Path, threads: int | None, calls: int, block: int = 200) -> dict:
+    """Model.predict vs a bare InferenceSession.run on the same full model and input (batch 1)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    import runtime
+
+    model = runtime.load(model_path, providers=["cpu"], threads=threads)
+    if not isinstance(model, runtime.Model):
+        raise SystemExit(f"bench_runtime: {model_path} is not a full model")
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    shape = tuple(28 if d is None else d for d in model.input_shape[1:])  # T=28 when dynamic
+    x = np.random.default_rng(0).random((1,) + shape, dtype=np.float32)
+    feed = {model.input_name: x}
+    np.testing.assert_allclose(model.predict(x), session.run(None, feed)[0], atol=1e-5)
+    predict, run = model.predict, session.run
+    cases = {"bare InferenceSession.run": lambda: run(None, feed), "Model.predict": lambda: predict(x)}
+    result = interleaved(cases, calls, block)
+    result["input_shape"] = list(x.shape)
+    result["ratio"] = result["Model.predict"]["p50_us"] / result["bare InferenceSession.run"]["p50_us"]
+    return result
+
+
+def interleaved(cases: dict, calls: int, block: int) -> dict:
+    """Per-call latencies (p50, p90) of each case, the cases taking turns in blocks of ``block`` calls."""
+    clock = time.perf_counter_ns
     times = {name: [] for name in cases}
     for fn in cases.values():  # warm up
         for _ in range(block):
             fn()
-    for _ in range(max(1, steps // block)):
+    for _ in range(max(1, calls // block)):
         for name, fn in cases.items():
             samples = times[name]
             for _ in range(block):
@@ -136,6 +184,7 @@ def measure_step(model_path: Path, threads: int | None, steps: int, block: int =
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the rnnx edge runtime.")
     parser.add_argument("--model", type=Path, help="an LSTM stream .onnx (default: export one)")
+    parser.add_argument("--full-model", type=Path, help="an LSTM full .onnx, for Model.predict (default: export one)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for both sides (default 1)")
     parser.add_argument("--steps", type=int, default=20000, help="timed calls per case (default 20000)")
     parser.add_argument("--import-reps", type=int, default=5, help="fresh interpreters per import (default 5)")
@@ -158,16 +207,30 @@ def main(argv=None) -> int:
     print("  targets: import runtime <= 0.3 s, <= 80 MB")
 
     with tempfile.TemporaryDirectory(prefix="rnnx-bench-") as tmp:
-        model_path = args.model or exported_lstm(Path(tmp))
-        print(f"\n== per-call latency on {model_path} (threads={args.threads}, {args.steps} calls each) ==")
-        steps = measure_step(model_path, args.threads, args.steps)
-    figures["step"] = steps
+        stream_path, full_path = args.model, args.full_model
+        if stream_path is None or full_path is None:
+            exported_full, exported_stream = exported_lstm(Path(tmp))
+            stream_path, full_path = stream_path or exported_stream, full_path or exported_full
+        print(f"\n== per-call latency on {stream_path} (threads={args.threads}, {args.steps} calls each) ==")
+        steps = measure_step(stream_path, args.threads, args.steps)
+        calls = max(2000, args.steps // 4)
+        predict = measure_predict(full_path, args.threads, calls)
+    figures["step"], figures["predict"] = steps, predict
     bare = steps["bare InferenceSession.run"]["p50_us"]
     for name, res in steps.items():
         print(f"  {name:<42} p50 {res['p50_us']:7.2f} us   p90 {res['p90_us']:7.2f} us   "
               f"{res['p50_us'] / bare:5.2f}x bare")
     print("  targets: step p50 <= 10 us and <= 1.3x bare run; the floor is onnxruntime's own cost "
           "(no input check, no copies), which no wrapper can go below")
+
+    print(f"\n== Model.predict vs bare run on {full_path}, input {tuple(predict['input_shape'])} "
+          f"(threads={args.threads}, {predict['Model.predict']['calls']} calls each, interleaved) ==")
+    bare = predict["bare InferenceSession.run"]["p50_us"]
+    for name in ("bare InferenceSession.run", "Model.predict"):
+        res = predict[name]
+        print(f"  {name:<42} p50 {res['p50_us']:7.2f} us   p90 {res['p90_us']:7.2f} us   "
+              f"{res['p50_us'] / bare:6.3f}x bare")
+    print("  target: predict p50 <= 1.05x bare run")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

@@ -36,3 +36,21 @@ def test_uint8_input_is_scaled_by_the_metadata(model):
 def test_large_batches_are_split_without_changing_results(model):
     xs = sequences(10, seed=4)
     np.testing.assert_allclose(model.predict(xs, max_batch=3), model.predict(xs), atol=1e-6)
+
+
+def test_repeated_shape_runs_pre_bound_with_the_same_checks(model):
+    xs = sequences(3, seed=8)
+    first = model.predict(xs[:1])  # the general path; it pre-binds this shape
+    assert (1, 6, 5) in model._bound
+    np.testing.assert_array_equal(model.predict(xs[:1]), first)
+    again = model.predict(xs[:1])
+    assert again is not model.predict(xs[:1])  # a new array each call, not the bound buffer
+    np.testing.assert_allclose(model.predict(xs[1:2]), model.predict(xs)[1:2], atol=1e-6)
+    bad = xs[:1].copy()
+    bad[0, 2, 1] = np.nan
+    with pytest.raises(runtime.InputValueError, match=r"1 NaN .*index \(0, 2, 1\)"):
+        model.predict(bad)
+    bad[0, 2, 1] = 7.0
+    with pytest.raises(runtime.InputValueError, match=r"lie in \[0, 1\]"):
+        model.predict(bad)
+    np.testing.assert_array_equal(model.predict(xs[:1]), first)
