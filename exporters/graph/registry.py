@@ -116,6 +116,11 @@ def register_layer(layer_class: type, handler: LayerHandler, *, replace: bool = 
     _REGISTRY[layer_class] = handler
 
 
+def unregister_layer(layer_class: type) -> None:
+    """Forget the handler registered for exactly `layer_class` (no error when there is none)."""
+    _REGISTRY.pop(layer_class, None)
+
+
 def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:

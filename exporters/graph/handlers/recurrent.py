@@ -152,5 +152,7 @@ def register() -> None:
 
     from ..registry import register_layer
 
-    register_layer(keras.layers.RNN, RecurrentHandler())
+    recurrent = RecurrentHandler()
+    for cls in (keras.layers.RNN, keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN):
+        register_layer(cls, recurrent)
     register_layer(keras.layers.Bidirectional, BidirectionalHandler())
