@@ -494,20 +494,17 @@ def verify_set(folder, manifest_name: str) -> dict:
     """The manifest of the set in ``folder``, after checking every file's size and sha256 against it.
 
     Raises:
-        OutputError: no manifest, or a file is missing or differs from it.
+        OutputError: no readable manifest, or a file it lists is missing or differs.
     """
+    from runtime.integrity import file_problem
+
     folder = Path(folder)
     try:
         manifest = json.loads((folder / manifest_name).read_bytes())
     except (OSError, ValueError) as exc:
         raise OutputError(f"{str(folder)!r} holds no readable {manifest_name} ({exc})") from None
-    for name, want in (manifest.get(FILES_KEY) or {}).items():
-        try:
-            data = (folder / name).read_bytes()
-        except OSError as exc:
-            raise OutputError(f"{str(folder)!r}: {name} listed in {manifest_name} cannot be read ({exc})") from None
-        got = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        if got != {"sha256": want.get("sha256"), "bytes": want.get("bytes")}:
-            raise OutputError(f"{str(folder)!r}: {name} is {got['bytes']} bytes sha256 {got['sha256'][:12]}..., "
-                              f"{manifest_name} says {want.get('bytes')} bytes sha256 {str(want.get('sha256'))[:12]}...")
+    for name, entry in sorted((manifest.get(FILES_KEY) or {}).items()):
+        problem = file_problem(folder / name, entry)
+        if problem:
+            raise OutputError(f"{str(folder)!r}: {name} is not the file {manifest_name} lists: {problem}")
     return manifest

@@ -14,9 +14,10 @@ from .integrity import check_export_set
 from .loader import load
 from .model import Model
 from .streaming import StreamingModel
+from .version import __version__
 
 __all__ = [
-    "load", "Model", "StreamingModel", "check_export_set",
+    "__version__", "load", "Model", "StreamingModel", "check_export_set",
     "Contract", "StateSpec", "TensorSpec",
     "RnnxError", "ModelFormatError", "InputShapeError", "InputValueError", "StateError",
     "ProviderError", "SettingError", "UncheckedModelWarning",
