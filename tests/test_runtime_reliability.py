@@ -292,3 +292,72 @@ def test_corrupt_export_json_is_a_format_error(paths, tmp_path, text, message):
 def test_export_json_without_files_is_not_checked(paths):
     # today's exporter writes export.json without a files entry: nothing to check
     assert runtime.check_export_set(Path(paths["full"]).parent) == []
+
+
+# -- pickling (issue 13) ------------------------------------------------------------------------------
+
+def test_model_pickles_by_bytes_and_settings(paths):
+    model = runtime.Model(paths["full"], providers=["cpu"], threads=1, max_batch=3)
+    model.predict(sequences(1))  # a pre-bound shape is not part of what travels
+    blob = pickle.dumps(model)
+    assert Path(paths["full"]).read_bytes() in blob  # the model's bytes, not a path to them
+    copy = pickle.loads(blob)
+    assert isinstance(copy, runtime.Model) and copy is not model
+    assert copy.max_batch == 3 and copy.providers == ["CPUExecutionProvider"]
+    assert copy.path == model.path and copy.labels == model.labels
+    xs = sequences(7, seed=11)
+    np.testing.assert_array_equal(copy.predict(xs), model.predict(xs))
+
+
+def test_stream_pickles_with_its_states(paths):
+    xs = sequences(2, seed=12)
+    model = runtime.load(paths["stream"], batch=2, providers=["cpu"], threads=1)
+    model.feed(xs[:, :3])
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.batch == 2 and copy.chunk == 1
+    for name, arr in model.state.items():
+        np.testing.assert_array_equal(copy.state[name], arr)
+    np.testing.assert_array_equal(copy.feed(xs[:, 3:]), model.feed(xs[:, 3:]))
+
+
+def test_pickling_a_model_whose_file_changed_is_refused(paths, tmp_path):
+    import shutil
+
+    path = tmp_path / "full.onnx"
+    shutil.copy(paths["full"], path)
+    model = runtime.load(path)
+    path.write_bytes(Path(paths["stream"]).read_bytes())
+    with pytest.raises(runtime.ModelFormatError, match="changed since it was opened"):
+        pickle.dumps(model)
+    shipped = pickle.loads(pickle.dumps(runtime.load(Path(paths["full"]).read_bytes())))  # opened from bytes
+    assert shipped.path == "<bytes>"
+
+
+def test_process_pool_scores_with_a_pickled_model(paths, tmp_path):
+    """examples/score_folder.py: a spawn pool of 2 workers, each unpickling the model once."""
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    for k in range(5):
+        np.save(folder / f"b{k}.npy", sequences(3, seed=20 + k))
+    np.save(folder / "one.npy", sequences(1, seed=30)[0])  # one sequence without the batch axis
+    out = _python("examples/score_folder.py", str(paths["full"]), str(folder), "--processes", "2",
+                  "--output", str(tmp_path / "scores.npz"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "16 samples in" in out.stdout and "with 2 process(es)" in out.stdout
+    model = runtime.load(paths["full"])
+    with np.load(tmp_path / "scores.npz") as scores:
+        assert sorted(scores) == sorted(p.name for p in folder.iterdir())
+        for k in range(5):
+            np.testing.assert_allclose(scores[f"b{k}.npy"], model.predict(sequences(3, seed=20 + k)), atol=1e-6)
+        np.testing.assert_allclose(scores["one.npy"], model.predict(sequences(1, seed=30)), atol=1e-6)
+
+
+def test_pool_map_with_a_bound_predict(paths):
+    import multiprocessing
+
+    model = runtime.load(paths["full"], providers=["cpu"], threads=1)
+    batches = [sequences(2, seed=s) for s in range(4)]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.map(model.predict, batches)  # the bound method pickles its model
+    for got, x in zip(results, batches):
+        np.testing.assert_allclose(got, model.predict(x), atol=1e-6)
