@@ -58,6 +58,8 @@ _REASONS = {
 _NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBUSY}
 # The parent folder refuses the sibling temp folder: fall back to writing in place.
 _NO_SIBLING = {errno.EACCES, errno.EPERM, errno.EROFS, errno.EXDEV}
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _hook(phase: str) -> None:
@@ -89,7 +91,7 @@ def _locked(folder: Path, exclusive: bool):
     try:
         import fcntl
 
-        fd = os.open(folder.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(folder.parent, _DIR_FLAGS)
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
     except (ImportError, OSError):   # no fcntl (Windows), unreadable parent, ENOLCK: unlocked
         if fd is not None:
@@ -104,7 +106,7 @@ def _locked(folder: Path, exclusive: bool):
 
 def _fsync_dir(folder) -> None:
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(folder, _DIR_FLAGS)
     except OSError:
         return
     try:
@@ -125,7 +127,7 @@ def _mkdirs(folder: Path) -> None:
 
 def _create(path, data: bytes) -> None:
     """Write a new file (it must not exist) with a normal file's mode, and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)    # the umask (and a default ACL) applies, as for any new file
     try:
         with os.fdopen(fd, "wb", closefd=False) as fh:
             fh.write(data)
@@ -222,7 +224,7 @@ def atomic_path(path):
                     raise output_error(exc, path) from None
                 raise                        # anything else (a network error, say) is the writer's own
             if os.path.isfile(tmp):
-                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 try:
                     os.fsync(fd)
                 finally:

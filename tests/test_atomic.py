@@ -44,7 +44,9 @@ def test_files_get_a_normal_files_mode(tmp_path, umask):
 def test_another_user_can_read_what_root_wrote(shared_dir):
     atomic.write_bytes(shared_dir / "model.onnx", b"weights")
     atomic.write_set(shared_dir / "set", {"full.onnx": b"w"}, "export.json", {})
-    read = lambda: (shared_dir / "model.onnx").read_bytes() + (shared_dir / "set" / "full.onnx").read_bytes()  # noqa: E731
+    def read():
+        return (shared_dir / "model.onnx").read_bytes() + (shared_dir / "set" / "full.onnx").read_bytes()
+
     assert as_user(read) == str(b"weightsw")
 
 

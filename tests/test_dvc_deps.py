@@ -6,6 +6,7 @@ stage runs); importing ``a.b.c`` also runs ``a/__init__.py`` and ``a/b/__init__.
 """
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def closure(module: str) -> set[Path]:
+@functools.lru_cache(maxsize=None)
+def closure(module: str) -> frozenset[Path]:
     """Files that running ``python -m module`` imports from the repository."""
     parts = module.split(".")
     todo = [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
@@ -64,7 +66,7 @@ def closure(module: str) -> set[Path]:
             continue
         seen.add(name)
         todo.extend(imports_of(module_file(name)))
-    return {module_file(name) for name in seen}
+    return frozenset(module_file(name) for name in seen)
 
 
 def stages() -> list[tuple[str, str, list[str]]]:
