@@ -115,3 +115,36 @@ def test_mnist_npz_with_wrong_hash_is_refused(tmp_path, monkeypatch):
              x_test=x[:10000], y_test=np.zeros(10000, np.uint8))
     with pytest.raises(DataError, match="sha256"):
         data.load("mnist")
+
+
+def test_download_lands_atomically_with_a_normal_mode(tmp_path, monkeypatch):
+    """A download (here from a file:// origin) goes through the atomic writer: no temp, mode 0o666 & ~umask."""
+    import os
+    import stat
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    np.savez(origin / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8))
+    monkeypatch.setattr(data, "KERAS_ORIGIN", origin.as_uri() + "/")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(DataError, match="sha256"):        # downloaded, then verified: not the published file
+        data.load("mnist", allow_download=True)
+    cache = tmp_path / "keras" / "datasets"
+    assert os.listdir(cache) == ["mnist.npz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((cache / "mnist.npz").stat().st_mode) == 0o666 & ~umask
+
+
+def test_failed_download_is_a_data_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from exporters.errors import OutputError
+
+    monkeypatch.setattr(data, "KERAS_ORIGIN", (tmp_path / "empty").as_uri() + "/")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(DataError, match="download of .*mnist.npz failed"):
+        data.load("mnist", allow_download=True)
+    assert list((tmp_path / "keras" / "datasets").iterdir()) == []
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "blocked"))
+    with pytest.raises(OutputError, match="file, not a folder"):
+        data.load("mnist", allow_download=True)
