@@ -68,10 +68,15 @@ def test_gate_failure_is_one_line_and_writes_nothing(lstm, tmp_path):
     np.savez(damaged, x=np.load(lstm.calibration)["x"] * 50.0)
     out = tmp_path / "u.onnx"
     res = _run(lstm.paths["unrolled"], "--mode", "int8-static", "--calibration", damaged,
-               "--eval", lstm.evaluation, "--out", out)
+               "--eval", lstm.evaluation, "--out", out, "--mixed", "off")
     line = _one_line_error(res, "QuantizationError")
     assert "accuracy dropped" in line and "nothing written" in line
     assert list(tmp_path.iterdir()) == [damaged]
+    # by default the layer that breaks the gate stays fp32 and the rest is int8
+    res = _run(lstm.paths["unrolled"], "--mode", "int8-static", "--calibration", damaged,
+               "--eval", lstm.evaluation, "--out", out)
+    assert res.exit_code == 0, res.stderr
+    assert "precision mixed: fp32 " in res.stdout and "sensitivity of" in res.stderr and out.exists()
 
 
 @pytest.mark.parametrize("bad, expected", [

@@ -31,14 +31,19 @@ def test_stage_writes_applicable_pairs_and_metrics(tiny_params, fashion, tmp_pat
     metrics, failures = stage.run("gru", params, models_dir, tmp_path / "metrics")
     assert failures == []
     written = sorted(p.name for p in onnx_dir.glob("*.*.onnx"))
-    assert written == ["full.fp16.onnx", "stream.fp16.onnx", "unrolled.fp16.onnx",
-                       "unrolled.int8-dynamic.onnx", "unrolled.int8-static.onnx"]
+    assert written == ["full.fp16.onnx", "stream.fp16.onnx", "stream.int8-dynamic.onnx",
+                       "stream.int8-static.onnx", "unrolled.fp16.onnx", "unrolled.int8-dynamic.onnx",
+                       "unrolled.int8-static.onnx"]
     saved = json.loads((tmp_path / "metrics" / "quantize" / "gru.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert "no quantized GRU op" in saved["int8-dynamic"]["full"]["skipped"]
-    assert "leaves the GRU op in float32" in saved["int8-static"]["stream"]["skipped"]
-    dyn = saved["int8-dynamic"]["unrolled"]
-    assert dyn["size_ratio"] <= 0.30 and dyn["drop_points"] <= 3.0 and dyn["recurrent_weights"] == "int8"
+    assert "leaves the GRU op in float32" in saved["int8-static"]["full"]["skipped"]
+    for variant in ("stream", "unrolled"):
+        dyn = saved["int8-dynamic"][variant]
+        assert dyn["size_ratio"] <= 0.35 and dyn["drop_points"] <= 3.0 and dyn["recurrent_weights"] == "int8"
+        assert dyn["precision"] in ("int8-dynamic", "mixed") and dyn["latency_ms"] > 0
+        assert set(dyn["layers"].values()) <= {"int8", "fp32"}
+    assert saved["mixed"] == "auto"
     assert saved["calibration_samples"] == 64 and saved["eval_samples"] == 300
 
 
@@ -58,6 +63,8 @@ def test_stage_refuses_bad_settings(tiny_params):
 
     with pytest.raises(ConfigError, match="quantize.modes"):
         stage.settings({**tiny_params, "quantize": {**QUANTIZE, "modes": ["int4"]}})
+    with pytest.raises(ConfigError, match="quantize.mixed must be auto or off"):
+        stage.settings({**tiny_params, "quantize": {**QUANTIZE, "mixed": "sometimes"}})
     with pytest.raises(ConfigError, match="params.yaml has no 'quantize' section"):
         stage.settings(tiny_params)
 

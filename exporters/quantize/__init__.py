@@ -2,7 +2,10 @@
 
 `model` quantizes and gates one file; `data` builds the calibration and
 evaluation inputs a model's contract asks for; `graph` holds the graph
-surgery around onnxruntime's quantizers.
+surgery around onnxruntime's quantizers; `unroll` writes a stream chunk's
+GRU/LSTM nodes out as int8-able plain ops; `layers` groups nodes by layer
+and `mixed` picks the layers kept in float; `workspace` keeps scratch files
+out of the caller's folders.
 """
 
 from .model import METHODS, MODES, applicable, model_info, quantize_model  # noqa: F401

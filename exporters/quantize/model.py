@@ -10,21 +10,31 @@ Example::
 Modes (a registry: mode -> handler, like onnxruntime's own op registry):
 
 - ``int8-dynamic``: `onnxruntime.quantization.quantize_dynamic`; an ONNX
-  ``LSTM`` becomes ``DynamicQuantizeLSTM``, MatMul/Conv become integer ops.
-  onnxruntime has no quantized GRU: a GRU's weights only become int8 in the
-  ``unrolled`` variant (plain MatMuls), and the report says so.
+  ``LSTM`` becomes ``DynamicQuantizeLSTM``, MatMul/Conv/Gather (embedding
+  tables) become integer ops. onnxruntime has no quantized GRU op: in stream
+  variants (a fixed chunk) rnnx first rewrites each GRU node into per-step
+  MatMuls (`unroll`), which become int8; the full variant's GRU stays float.
 - ``int8-static``: QDQ with a calibrator (MinMax, Entropy or Percentile) fed
   with the caller's samples; stream/unrolled variants get their states too,
   the states the fp32 model reaches chunk by chunk. QDQ leaves LSTM/GRU ops
-  in float: it quantizes the recurrence of ``unrolled`` variants only.
+  in float, so stream variants get their LSTM/GRU nodes unrolled first.
 - ``fp16``: float16 weights, float32 inputs and outputs (the runtime contract
   does not change), with onnxruntime's converter, which handles a ``Loop``.
 
-The result keeps the ``rnnx`` metadata with ``precision`` set to the mode and
-the same input/output names and dtypes, states included. With evaluation data
-(x and integer labels y) the accuracy of the quantized model and of its fp32
-source is measured on the same samples; a drop above ``max_drop`` points
-raises QuantizationError and writes nothing. The file is written atomically.
+Mixed precision (``mixed="auto"``): when quantizing every layer loses more
+than ``max_drop`` points on the evaluation data, each layer's sensitivity is
+measured alone and the most sensitive layers are kept in fp32, one at a time,
+until the gate holds (`mixed`). The file's precision is then "mixed".
+
+The result keeps the ``rnnx`` metadata with ``precision`` set to the mode (or
+"mixed") and ``quantization.layers`` giving each layer's precision, with the
+size ratio and latency that result; input/output names and dtypes (states
+included) do not change. With evaluation data (x and integer labels y) the
+accuracy of the quantized model and of its fp32 source is measured on the
+same samples; a drop above ``max_drop`` points raises QuantizationError and
+writes nothing, and so does a file larger than its source (unless
+``allow_larger``). Work happens in a private temporary folder, the caller's
+current directory untouched. The file is written atomically.
 """
 
 from __future__ import annotations
@@ -286,6 +296,13 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
     source_bytes = source.SerializeToString()
     original_names = quant_graph.names_in(source)
 
+    if info.contract is None and len(info.inputs) > 1:
+        names = [i["name"] for i in info.inputs]
+        if mode == "int8-static" and calibration is not None:
+            raise QuantizationError(f"{src.name} has no rnnx metadata and {len(names)} inputs {names}; "
+                                    "calibration can only feed a single input")
+        raise ConfigError(f"{src.name} has no rnnx metadata and inputs {names}; only a single-input plain "
+                          "model can be evaluated")
     cal_x = None
     if calibration is not None:
         raw, _ = quant_data.read_arrays(calibration, "calibration", info, need_labels=False)
@@ -370,9 +387,14 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         if latency_reps:
             report["latency"] = _latency(source_bytes, blob, info, x_cmp, latency_reps)
         _gate(report, max_drop, src, mode)
-        blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
-                              unrolled, size=report["size"], latency=report.get("latency"))
-        report["size"].update(bytes=len(blob), ratio=round(len(blob) / len(source_bytes), 4))
+        for _ in range(3):  # the metadata states the file's own size ratio: settle it
+            blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
+                                  unrolled, size=report["size"], latency=report.get("latency"))
+            ratio = round(len(blob) / len(source_bytes), 4)
+            settled = ratio == report["size"]["ratio"]
+            report["size"].update(bytes=len(blob), ratio=ratio)
+            if settled:
+                break
         _check_size(report, allow_larger, src, mode)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(dst, blob)
