@@ -187,7 +187,7 @@ def _shape_cases():
 
 
 def all_cases() -> list[Case]:
-    cases = _rnn_cases() + _core_cases() + _shape_cases()
+    cases = _rnn_cases() + _core_cases() + _shape_cases() + _mask_cases()
     for module in MODULES:
         try:
             cases += importlib.import_module(module).CASES
@@ -197,3 +197,25 @@ def all_cases() -> list[Case]:
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
+
+
+def _mask_cases():
+    import keras
+    from keras import layers as L
+
+    def text_classifier():  # IMDB-style: Embedding(mask_zero) + Bidirectional LSTM
+        inp = keras.Input((None,), dtype="int32")
+        y = L.Embedding(40, 6, mask_zero=True)(inp)
+        y = L.Bidirectional(L.LSTM(5, return_sequences=True))(y)
+        return keras.Model(inp, L.Dense(1, activation="sigmoid")(L.GRU(4)(y)))
+
+    def masked_sensor():  # Masking over padded float frames, per-step output
+        inp = keras.Input((None, 3))
+        y = L.Masking(mask_value=0.0)(inp)
+        y = L.LSTM(5, return_sequences=True)(y)
+        return keras.Model(inp, L.TimeDistributed(L.Dense(2))(L.SimpleRNN(4, return_sequences=True)(y)))
+
+    return [
+        Case("masked_tokens_bidirectional", ("Embedding", "Bidirectional"), text_classifier, FULL),
+        Case("masking_per_step", ("Masking", "LSTM", "SimpleRNN"), masked_sensor, FULL),
+    ]

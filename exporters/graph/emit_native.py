@@ -53,7 +53,8 @@ def _attrs(p: RnnParams, direction: str) -> dict:
     return attrs
 
 
-def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backward: RnnParams | None = None):
+def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backward: RnnParams | None = None,
+         seq_lens: str | None = None):
     """Emit layer `p` on batch-first tensor `x` (batch, time, features) as one ONNX node.
 
     `states_in` is None (zero initial state) or the list of (batch, units)
@@ -64,7 +65,9 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
     Returns (y, finals). One direction: y is the layer output (batch, time,
     units) or (batch, units) in Keras' order (a `go_backwards` layer returns
     its steps last-first, as Keras does), finals the final states (batch,
-    units). Bidirectional: y is the pair (forward, backward) of such outputs,
+    units). `seq_lens` ((batch,) int32) runs each sequence over its valid
+    prefix only (a Keras mask on a post-padded batch); padded steps of a
+    one-direction output repeat the last valid one, as Keras does. Bidirectional: y is the pair (forward, backward) of such outputs,
     the backward sequence put back in input order as Keras' Bidirectional does.
     """
     pair = [p] if backward is None else [p, backward]
@@ -76,6 +79,8 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
     axis1 = g.const("axes_1", np.array([1], np.int64))
     inputs = [g.node("Transpose", [x], perm=[1, 0, 2], name_hint=f"{prefix}_to_time_major")]
     inputs += names
+    if seq_lens is not None:
+        inputs.append(seq_lens)
     if states_in:
         per_dir = 2 if p.kind == "lstm" else 1
         stacked = []
@@ -84,7 +89,7 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
                      for d in range(len(pair))]
             stacked.append(parts[0] if len(parts) == 1
                            else g.node("Concat", parts, axis=0, name_hint=f"{prefix}_init_pair"))
-        inputs += [""] + stacked
+        inputs += ([""] if seq_lens is None else []) + stacked
     n_out = 3 if p.kind == "lstm" else 2
     outs = g.node(_OP[p.kind], inputs, n_out=n_out, name_hint=prefix, **_attrs(p, direction))
     if backward is None:
@@ -93,6 +98,8 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
             return finals[0], finals
         seq = g.node("Squeeze", [outs[0], axis1], name_hint=f"{prefix}_seq")
         y = g.node("Transpose", [seq], perm=[1, 0, 2], name_hint=f"{prefix}_to_batch_major")
+        if seq_lens is not None:
+            y = _hold_last_valid(g, y, seq_lens, prefix)
         return (reverse_time(g, y, prefix) if p.go_backwards else y), finals
     # bidirectional: Y (time, 2, batch, units), Y_h / Y_c (2, batch, units)
     finals = []  # forward h, [c,] then backward h, [c]
@@ -110,6 +117,22 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
         seq = g.node("Squeeze", [g.node("Gather", [outs[0], idx], axis=1), axis1], name_hint=f"{prefix}_seq_{d}")
         ys.append(g.node("Transpose", [seq], perm=[1, 0, 2], name_hint=f"{prefix}_to_batch_major_{d}"))
     return tuple(ys), finals
+
+
+def _hold_last_valid(g, y: str, seq_lens: str, prefix: str) -> str:
+    """`y` (batch, time, units) with each step past a sequence's length replaced by its last valid one."""
+    shape = g.node("Shape", [y], name_hint=f"{prefix}_shape")
+    steps = g.node("Gather", [shape, g.const("i1_scalar", np.array(1, np.int64))], axis=0, name_hint=f"{prefix}_T")
+    t = g.node("Range", [g.const("i0_scalar", np.array(0, np.int64)), steps, g.const("i1_scalar", np.array(1, np.int64))],
+               name_hint=f"{prefix}_t")
+    last = g.node("Sub", [g.node("Cast", [seq_lens], to=7), g.const("i1", np.array([1], np.int64))],
+                  name_hint=f"{prefix}_last")
+    idx = g.node("Min", [g.node("Unsqueeze", [t, g.const("axes_0", np.array([0], np.int64))]),
+                         g.node("Unsqueeze", [last, g.const("axes_1", np.array([1], np.int64))])],
+                 name_hint=f"{prefix}_hold_idx")
+    idx = g.node("Expand", [g.node("Unsqueeze", [idx, g.const("axes_2", np.array([2], np.int64))]), shape],
+                 name_hint=f"{prefix}_hold_idx3")
+    return g.node("GatherElements", [y, idx], axis=1, name_hint=f"{prefix}_hold_last")
 
 
 def reverse_time(g, y: str, prefix: str) -> str:

@@ -67,6 +67,7 @@ class Call:
     states_in: list | None = None
     states_out: list = field(default_factory=list)
     prefix: str = ""
+    mask: str | None = None   # full only: (batch,) int32 valid lengths of a post-padded masked input
 
 
 class LayerHandler:
@@ -93,6 +94,18 @@ class LayerHandler:
 
     def emit(self, ctx, call: Call) -> list[str]:
         """Write the layer's nodes; return the ONNX names of its outputs, in Keras order."""
+        raise NotImplementedError
+
+    def produces_mask(self, layer) -> bool:
+        """Whether the layer starts a Keras mask (Masking, Embedding(mask_zero=True))."""
+        return False
+
+    def mask_value(self, layer):
+        """The input value that marks a padded step (for shaped random samples), or None."""
+        return None
+
+    def emit_mask(self, ctx, call: Call) -> str:
+        """The (batch,) int32 lengths of each sequence's valid prefix (post-padded batches)."""
         raise NotImplementedError
 
 

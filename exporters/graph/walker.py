@@ -40,6 +40,7 @@ class IO:
     has_time: bool            # axis 1 is the time axis
     vocab_size: int | None = None
     producer: object = None   # outputs: the layer that computes it
+    pad_value: float | None = None  # inputs that feed a mask: the value of a padded step
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Step:
     out_shapes: list
     has_time: bool            # any input has a time axis
     state_index: int | None = None   # k of <kind>_in_<k>, for stateful steps
+    mask_from: int | None = None     # index of the step whose mask this recurrent step consumes
 
 
 @dataclass
@@ -179,6 +181,7 @@ def plan(model, time_inputs: set) -> Plan:
         if np.issubdtype(np.dtype(io.dtype), np.integer):
             io.vocab_size = vocab_of(model, io.key)
     tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
+    masks: dict = {}          # tensor key -> index of the step that started its mask
     steps, recurrent = [], []
     blockers = {v: None for v in registry.VARIANTS}
     fallback = None
@@ -248,6 +251,7 @@ def plan(model, time_inputs: set) -> Plan:
             keeps = _keeps_time(handler, op, step)
             for k, t in zip(outs, node.output_tensors):
                 tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
+            _follow_masks(step, len(steps), handler, masks, inputs, block, what)
             if decls_of(step) and getattr(op, "return_state", False):
                 for k in outs[1:]:
                     shape, dtype, _ = tensors[k]
@@ -272,6 +276,31 @@ def plan(model, time_inputs: set) -> Plan:
     taken = {io.name for io in inputs} | {io.name for io in outputs}
     states = _state_rows(steps, taken)
     return Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
+
+
+def _follow_masks(step, index, handler, masks, inputs, block, what) -> None:
+    """Track Keras masks: started by Masking/Embedding(mask_zero), kept by layers that support
+    masking, consumed by recurrent layers (full only: ONNX `sequence_lens`)."""
+    op = step.layer
+    source = next((masks[k] for k in step.in_keys if k in masks), None)
+    if handler is not None and handler.produces_mask(op):
+        for v in STREAMING:
+            block(v, f"{what} masks padded steps, and a stream cannot tell padding from a pause; "
+                     "export it as 'full' (batches post-padded)")
+        for io in inputs:
+            if io.key in step.in_keys:
+                io.pad_value = handler.mask_value(op)
+        masks[step.out_keys[0]] = index
+        return
+    if source is None:
+        return
+    if _is_recurrent(op):
+        step.mask_from = source
+        if getattr(op, "return_sequences", False):
+            masks[step.out_keys[0]] = source
+    elif getattr(op, "supports_masking", False) and step.has_time:
+        for k in step.out_keys:
+            masks[k] = source
 
 
 def decls_of(step) -> list:
@@ -321,6 +350,7 @@ class EmitContext:
         self.g, self.variant, self.chunk, self.opset = g, variant, chunk, opset
         self._cache = cache
         self._weights: dict = {}
+        self.masks: dict = {}   # step index -> (batch,) int32 valid lengths
 
     @property
     def streaming(self) -> bool:
@@ -366,10 +396,14 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
         mine = [s for s in states if s.step == i]
         if mine:
             call.states_in = [s.input for s in mine]
+        if step.mask_from is not None:
+            call.mask = ctx.masks[step.mask_from]
         if step.handler is None:
             outs = ctx.segment(step.layer, call, step.node)
         else:
             outs = step.handler.emit(ctx, call)
+            if step.handler.produces_mask(step.layer):
+                ctx.masks[i] = step.handler.emit_mask(ctx, call)
         if len(outs) != len(step.out_keys):
             raise UnsupportedLayerError(
                 f"the handler of layer {step.layer.name!r} gave {len(outs)} outputs; Keras has {len(step.out_keys)}")

@@ -20,16 +20,27 @@ DEFAULT_STEPS = 8
 
 
 def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]:
-    """Shaped random inputs (walker IOs): token ids in the vocabulary, else uniform [0, 1)."""
+    """Shaped random inputs (walker IOs): token ids in the vocabulary, else uniform [0, 1).
+
+    An input that feeds a Keras mask (`pad_value` set) gets post-padded
+    sequences of several lengths, the padding being its mask value.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for io in inputs:
         rest = tuple(d if d is not None else 1 for d in io.shape[2 if io.has_time else 1:])
         shape = (n, steps, *rest) if io.has_time else (n, *rest)
+        low = 1 if io.pad_value is not None and io.vocab_size is not None else 0
         if io.vocab_size is not None:
-            out.append(rng.integers(0, io.vocab_size, size=shape).astype(io.dtype))
+            x = rng.integers(low, io.vocab_size, size=shape).astype(io.dtype)
         else:
-            out.append(rng.random(shape, dtype=np.float32).astype(io.dtype))
+            x = rng.random(shape, dtype=np.float32).astype(io.dtype)
+        if io.pad_value is not None and io.has_time:
+            lengths = rng.integers(max(1, steps // 2), steps + 1, size=n)
+            lengths[0] = steps
+            for i, length in enumerate(lengths):
+                x[i, length:] = io.pad_value
+        out.append(x)
     return out
 
 

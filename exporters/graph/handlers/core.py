@@ -113,17 +113,67 @@ class EmbeddingHandler(LastAxisHandler):
     acts_on_last_axis = False  # it adds an axis
 
     def refuse(self, layer, variant):
-        if getattr(layer, "mask_zero", False):
-            return "mask_zero=True masks padded steps, which native ONNX RNN ops ignore"
         if getattr(layer, "quantization_mode", None):
             return f"an Embedding quantized by Keras ({layer.quantization_mode}) has no rnnx emitter"
         return None
+
+    def produces_mask(self, layer) -> bool:
+        return bool(getattr(layer, "mask_zero", False))
+
+    def mask_value(self, layer):
+        return 0
+
+    def emit_mask(self, ctx, call: Call) -> str:
+        g = ctx.g
+        zero = g.node("CastLike", [g.const("i0_scalar", np.array(0, np.int64)), call.inputs[0]],
+                      name_hint=f"{call.prefix}_zero")
+        valid = g.node("Not", [g.node("Equal", [call.inputs[0], zero])], name_hint=f"{call.prefix}_valid")
+        return _lengths(ctx, valid, call.prefix)
 
     def emit(self, ctx, call: Call) -> list[str]:
         g = ctx.g
         table = ctx.weight(call.layer, "table", call.layer.embeddings.numpy())
         idx = g.node("Cast", [call.inputs[0]], to=7, name_hint=f"{call.prefix}_index")  # 7 = INT64
         return [g.node("Gather", [table, idx], axis=0, name_hint=call.prefix)]
+
+
+def _lengths(ctx, valid: str, prefix: str) -> str:
+    """(batch,) int32 count of the valid steps of a (batch, time) boolean mask."""
+    g = ctx.g
+    counts = g.node("Cast", [valid], to=6, name_hint=f"{prefix}_valid_i32")  # 6 = INT32
+    return g.node("ReduceSum", [counts, g.const("axes_1", np.array([1], np.int64))], keepdims=0,
+                  name_hint=f"{prefix}_lengths")
+
+
+class MaskingHandler(LastAxisHandler):
+    summary = "zeroes masked steps; their count feeds the RNN ops' sequence_lens (full only)"
+
+    def produces_mask(self, layer) -> bool:
+        return True
+
+    def mask_value(self, layer):
+        return float(layer.mask_value)
+
+    def _valid(self, ctx, call: Call) -> str:
+        g = ctx.g
+        value = g.const(f"{call.prefix}_mask_value", np.float32(call.layer.mask_value))
+        differs = g.node("Cast", [g.node("Not", [g.node("Equal", [call.inputs[0], value])])], to=1,
+                         name_hint=f"{call.prefix}_differs")
+        if ctx.opset >= 18:
+            return g.node("ReduceMax", [differs, g.const("axes_m1", np.array([-1], np.int64))], keepdims=0,
+                          name_hint=f"{call.prefix}_valid")
+        return g.node("ReduceMax", [differs], axes=[-1], keepdims=0, name_hint=f"{call.prefix}_valid")
+
+    def emit_mask(self, ctx, call: Call) -> str:
+        g = ctx.g
+        valid = g.node("Cast", [self._valid(ctx, call)], to=9, name_hint=f"{call.prefix}_valid_bool")  # 9 = BOOL
+        return _lengths(ctx, valid, call.prefix)
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        g = ctx.g
+        keep = g.node("Unsqueeze", [self._valid(ctx, call), g.const("axes_m1", np.array([-1], np.int64))],
+                      name_hint=f"{call.prefix}_keep")
+        return [g.node("Mul", [call.inputs[0], keep], name_hint=call.prefix)]
 
 
 def register() -> None:
@@ -139,6 +189,7 @@ def register() -> None:
     register_layer(L.LeakyReLU, LeakyReLUHandler())
     register_layer(L.ELU, ELUHandler())
     register_layer(L.Embedding, EmbeddingHandler())
+    register_layer(L.Masking, MaskingHandler())
     identity = IdentityHandler()
     for cls in (L.Dropout, L.SpatialDropout1D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout,
                 L.ActivityRegularization, L.Identity):

@@ -78,7 +78,7 @@ class RecurrentHandler(LayerHandler):
             if ctx.variant == "unrolled":
                 x, cell_finals = emit_unrolled.emit(ctx.g, x, p, ctx.chunk, ins, prefix)
             else:
-                x, cell_finals = emit_native.emit(ctx.g, x, p, ins, prefix)
+                x, cell_finals = emit_native.emit(ctx.g, x, p, ins, prefix, seq_lens=call.mask)
             finals += cell_finals
         call.states_out = finals
         return [x] + (finals if layer.return_state else [])
@@ -117,15 +117,16 @@ class BidirectionalHandler(LayerHandler):
         same = (fw.kind == bw.kind and fw.units == bw.units and fw.activation == bw.activation
                 and fw.recurrent_activation == bw.recurrent_activation and fw.reset_after == bw.reset_after)
         if same:
-            (y_fw, y_bw), finals = emit_native.emit(g, call.inputs[0], fw, states_in, call.prefix, backward=bw)
+            (y_fw, y_bw), finals = emit_native.emit(g, call.inputs[0], fw, states_in, call.prefix, backward=bw,
+                                                    seq_lens=call.mask)
         else:  # two different layers: one node per direction
             n_fw = len(rnn_params.STATE_KINDS[fw.kind])
             bw = rnn_params.read(bw_layer.cell, name=bw_layer.name, return_sequences=layer.return_sequences,
                                  go_backwards=True)
             y_fw, f_fw = emit_native.emit(g, call.inputs[0], fw, states_in[:n_fw] if states_in else None,
-                                          f"{call.prefix}_fw")
+                                          f"{call.prefix}_fw", seq_lens=call.mask)
             y_bw, f_bw = emit_native.emit(g, call.inputs[0], bw, states_in[n_fw:] if states_in else None,
-                                          f"{call.prefix}_bw")
+                                          f"{call.prefix}_bw", seq_lens=call.mask)
             if layer.return_sequences:  # emit_native gives Keras' last-first order; Bidirectional flips it back
                 y_bw = emit_native.reverse_time(g, y_bw, f"{call.prefix}_bw")
             finals = f_fw + f_bw
