@@ -1,6 +1,6 @@
 """The built-in layer handlers, one module per family; importing this registers them all."""
 
-from . import core, merge, recurrent, shape
+from . import conv, core, merge, norm, recurrent, shape
 
-for _family in (core, merge, recurrent, shape):
+for _family in (core, merge, recurrent, shape, conv, norm):
     _family.register()

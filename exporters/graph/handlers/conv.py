@@ -1,0 +1,406 @@
+"""Convolution front-ends: Conv1D/Conv2D, DepthwiseConv1D/2D, SeparableConv1D/2D,
+ZeroPadding1D/2D, the 1D/2D max and average poolings, the 2D global poolings.
+
+`full` is one ONNX `Conv` (or pool) between two Transposes (Keras is
+channels_last, ONNX channels_first). Over a sequence, axis 1 is time, and
+it decides what streams:
+
+- kernel 1 and stride 1 on time: time-local, streams as it is;
+- `Conv1D(padding="causal")`, stride 1: the last (kernel-1)*dilation input
+  frames are a state of kind "conv" (zeros at the start: Keras' causal
+  padding); each call convolves concat(cache, chunk) without time padding and
+  gives exactly `chunk` frames; the new cache is the last frames of that concat;
+- `ZeroPadding1D/2D` that pads only the start of time by p frames carries the
+  last p input frames as its state (zeros at the start: the padding) and gives
+  chunk+p frames per call; the valid convolution or pooling reading it, over
+  exactly p+1 frames (p = (kernel-1)*dilation) with stride 1, gives back
+  `chunk` frames. This is the streaming form of Conv2D (Keras has no causal
+  padding for it) and of the depthwise and separable convolutions;
+- anything else that looks at neighbouring frames (padding="same", a valid
+  window without that padding, strides on time) is refused for stream and
+  unrolled, with the reason.
+
+Inside `TimeDistributed` the layers run on frames (batch*time, ...) and none of
+this applies: axis 1 is a frame axis there. A layer called in the model's graph
+has Keras nodes; one that a wrapper runs has none, which is how the handlers
+tell the two apart (`sees_time`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import activations, registry
+from ..registry import Call, LayerHandler, StateDecl
+
+KIND = "conv"           # state kind of every left-context cache (conv_in_<k> / conv_out_<k>)
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def sees_time(layer) -> bool:
+    """Whether `layer` is called in the model's graph (axis 1 is time), not run on frames by a wrapper."""
+    return bool(getattr(layer, "_inbound_nodes", None))
+
+
+def reduce_over(g, op: str, x: str, axes: list, keepdims: bool, opset: int, hint: str) -> str:
+    """ONNX Reduce* over `axes` (an input from opset 18, an attribute before)."""
+    if opset >= 18:
+        return g.node(op, [x, g.const(f"axes_{'_'.join(map(str, axes))}", np.array(axes, np.int64))],
+                      keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
+    return g.node(op, [x], axes=list(axes), keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window over the spatial axes (time first when the layer sees time)."""
+
+    kernel: tuple
+    dilation: tuple
+    strides: tuple
+    padding: str
+
+    @property
+    def reach(self) -> int:
+        """Frames of context on the time axis: (kernel-1)*dilation."""
+        return (self.kernel[0] - 1) * self.dilation[0]
+
+    def pads(self) -> dict:
+        """ONNX Conv/pool padding attributes equal to Keras' `padding`."""
+        r = len(self.kernel)
+        reach = [(k - 1) * d for k, d in zip(self.kernel, self.dilation)]
+        if self.padding == "valid":
+            return {"pads": [0] * (2 * r)}
+        if self.padding == "causal":  # Conv1D only: everything before the sequence
+            return {"pads": [reach[0], 0]}
+        if all(s == 1 for s in self.strides):  # TF's "same": the odd frame goes at the end
+            return {"pads": [t // 2 for t in reach] + [t - t // 2 for t in reach]}
+        return {"auto_pad": "SAME_UPPER"}
+
+
+def _ints(value, n: int) -> tuple:
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * n
+
+
+def _to_channels_first(g, x: str, rank: int, prefix: str) -> str:
+    return g.node("Transpose", [x], perm=[0, rank + 1, *range(1, rank + 1)], name_hint=f"{prefix}_to_ncw")
+
+
+def _to_channels_last(g, x: str, rank: int, prefix: str) -> str:
+    return g.node("Transpose", [x], perm=[0, *range(2, rank + 2), 1], name_hint=f"{prefix}_to_nwc")
+
+
+def with_cache(g, x: str, cache: str, frames: int, prefix: str) -> tuple[str, str]:
+    """(concat(cache, x) along time, its last `frames` frames: the next cache)."""
+    both = g.node("Concat", [cache, x], axis=1, name_hint=f"{prefix}_with_cache")
+    start = g.const(f"{prefix}_cache_start", np.array([-frames], np.int64))
+    end = g.const("i64_max", np.array([_INT64_MAX], np.int64))
+    axis = g.const("i1", np.array([1], np.int64))
+    return both, g.node("Slice", [both, start, end, axis], name_hint=f"{prefix}_next_cache")
+
+
+def _time_padding(layer) -> tuple | None:
+    """(before, after) frames a ZeroPadding layer adds on axis 1, or None for another layer."""
+    import keras
+
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return None
+    if isinstance(layer, keras.layers.ZeroPadding1D):
+        return tuple(int(p) for p in layer.padding)
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        return tuple(int(p) for p in layer.padding[0])
+    return None
+
+
+def _producers(layer) -> list:
+    return [node.input_tensors[0]._keras_history[0] for node in layer._inbound_nodes]
+
+
+def _consumers(layer) -> list:
+    return [node.operation for node in layer._outbound_nodes]
+
+
+class WindowHandler(LayerHandler):
+    """A convolution or pooling with a window over the spatial axes, channels_last."""
+
+    what = "window"
+
+    def window(self, layer) -> Window:
+        raise NotImplementedError
+
+    def refuse(self, layer, variant):
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            return "data_format='channels_first' has no rnnx emitter (rnnx reads axis 1 as time)"
+        if not isinstance(layer.padding, str):
+            return f"explicit padding {layer.padding!r} has no rnnx emitter (use 'valid', 'same' or 'causal')"
+        if getattr(layer, "quantization_mode", None):
+            return f"a layer quantized by Keras ({layer.quantization_mode}) has no rnnx emitter"
+        act = getattr(layer, "activation", None)
+        if act is not None and not activations.supported(activations.name_of(act)):
+            return f"activation {activations.name_of(act)!r} has no exact ONNX counterpart"
+        if variant != "full" and sees_time(layer):
+            return self._time_mode(layer)[1]
+        return None
+
+    def _time_mode(self, layer) -> tuple:
+        """('local' | 'cache' | 'fed', None), or (None, why it cannot run one chunk at a time)."""
+        win = self.window(layer)
+        k, d, s, reach = win.kernel[0], win.dilation[0], win.strides[0], win.reach
+        if reach == 0 and s == 1:
+            return "local", None
+        if s != 1:
+            return None, (f"its {self.what} strides {s} frames on the time axis, so its output frames do "
+                          "not line up with the chunks (rnnx streams stride 1 on time)")
+        if win.padding == "causal":
+            return "cache", None
+        pad = "ZeroPadding1D" if len(win.kernel) == 1 else "ZeroPadding2D"
+        if win.padding == "same":
+            return None, (f"padding='same' looks {reach - reach // 2} frame(s) into the future (kernel "
+                          f"{k} on time, dilation {d}); pad the past only ({pad} with ({reach}, 0) frames on "
+                          "time, then padding='valid'" + (", or padding='causal'" if self._causal_ok else "")
+                          + ")")
+        if all(_time_padding(p) == (reach, 0) for p in _producers(layer)):
+            return "fed", None
+        return None, (f"padding='valid' over {k} frames (dilation {d}) drops the first {reach} frames of "
+                      f"the sequence, which a stream cannot do chunk by chunk; put {pad} with ({reach}, 0) "
+                      "frames on time right before it")
+
+    _causal_ok = False
+
+    def eats(self, layer) -> int | None:
+        """Frames of time context this layer consumes from a left ZeroPadding (valid, stride 1)."""
+        win = self.window(layer)
+        if win.padding == "valid" and win.strides[0] == 1 and win.reach > 0:
+            return win.reach
+        return None
+
+    def time_local(self, layer) -> bool:
+        return not sees_time(layer) or self._time_mode(layer)[0] in ("local", "fed")
+
+    def keeps_time(self, layer) -> bool:
+        return True
+
+    def states(self, layer) -> list[StateDecl]:
+        if sees_time(layer) and self._time_mode(layer)[0] == "cache":
+            return [StateDecl(KIND, (self.window(layer).reach, int(layer.input.shape[-1])))]
+        return []
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        layer, g = call.layer, ctx.g
+        win = self.window(layer)
+        rank = len(win.kernel)
+        x, pads = call.inputs[0], win.pads()
+        if call.states_in:  # a causal cache: the context comes from the state, not from zeros
+            x, nxt = with_cache(g, x, call.states_in[0], win.reach, call.prefix)
+            call.states_out = [nxt]
+            pads = {"pads": [0] * (2 * rank)}
+        xc = _to_channels_first(g, x, rank, call.prefix)
+        y = _to_channels_last(g, self.window_op(ctx, call, xc, win, pads), rank, call.prefix)
+        act = getattr(layer, "activation", None)
+        return [activations.emit(g, y, activations.name_of(act), call.prefix) if act is not None else y]
+
+    def window_op(self, ctx, call: Call, x: str, win: Window, pads: dict) -> str:
+        raise NotImplementedError
+
+
+def _conv_window(layer) -> Window:
+    rank = layer.rank
+    return Window(_ints(layer.kernel_size, rank), _ints(layer.dilation_rate, rank), _ints(layer.strides, rank),
+                  layer.padding)
+
+
+def _conv(ctx, call: Call, x: str, w: np.ndarray, b, win: Window, pads: dict, group: int, name: str,
+          hint: str) -> str:
+    layer, g = call.layer, ctx.g
+    ins = [x, ctx.weight(layer, name, w)]
+    if b is not None:
+        ins.append(ctx.weight(layer, "bias", b))
+    return g.node("Conv", ins, kernel_shape=list(win.kernel), strides=list(win.strides),
+                  dilations=list(win.dilation), group=int(group), name_hint=f"{call.prefix}_{hint}", **pads)
+
+
+def _bias(layer):
+    return layer.bias.numpy() if getattr(layer, "use_bias", False) and layer.bias is not None else None
+
+
+class ConvHandler(WindowHandler):
+    summary = "Conv (groups, dilation); causal Conv1D streams with a left-context cache"
+    what = "convolution"
+    _causal_ok = True
+
+    def window(self, layer) -> Window:
+        return _conv_window(layer)
+
+    def window_op(self, ctx, call, x, win, pads):
+        kernel = call.layer.kernel.numpy()  # (*k, in/groups, out) -> (out, in/groups, *k)
+        r = len(win.kernel)
+        w = np.transpose(kernel, (r + 1, r, *range(r)))
+        return _conv(ctx, call, x, w, _bias(call.layer), win, pads, call.layer.groups, "kernel", "conv")
+
+
+def _depthwise_weight(kernel: np.ndarray) -> np.ndarray:
+    """Keras depthwise kernel (*k, in, multiplier) -> ONNX (in*multiplier, 1, *k), channel c*m + j."""
+    r = kernel.ndim - 2
+    flat = kernel.reshape(*kernel.shape[:r], -1)
+    return np.transpose(flat, (r, *range(r)))[:, None]
+
+
+class DepthwiseConvHandler(WindowHandler):
+    summary = "Conv with group = channels; streams after a left ZeroPadding"
+    what = "convolution"
+
+    def window(self, layer) -> Window:
+        return _conv_window(layer)
+
+    def window_op(self, ctx, call, x, win, pads):
+        kernel = call.layer.kernel.numpy()
+        return _conv(ctx, call, x, _depthwise_weight(kernel), _bias(call.layer), win, pads, kernel.shape[-2],
+                     "kernel", "depthwise")
+
+
+class SeparableConvHandler(WindowHandler):
+    summary = "depthwise Conv + pointwise Conv; streams after a left ZeroPadding"
+    what = "convolution"
+
+    def window(self, layer) -> Window:
+        return _conv_window(layer)
+
+    def window_op(self, ctx, call, x, win, pads):
+        layer = call.layer
+        depthwise = layer.depthwise_kernel.numpy()
+        y = _conv(ctx, call, x, _depthwise_weight(depthwise), None, win, pads, depthwise.shape[-2],
+                  "depthwise_kernel", "depthwise")
+        pointwise = layer.pointwise_kernel.numpy()  # (1.., in*m, out) -> (out, in*m, 1..)
+        r = len(win.kernel)
+        ones = Window((1,) * r, (1,) * r, (1,) * r, "valid")
+        return _conv(ctx, call, y, np.transpose(pointwise, (r + 1, r, *range(r))), _bias(layer), ones,
+                     ones.pads(), 1, "pointwise_kernel", "pointwise")
+
+
+class PoolingHandler(WindowHandler):
+    summary = "MaxPool / AveragePool (streams when 1 frame on time, or after a left ZeroPadding)"
+    what = "pooling"
+
+    def window(self, layer) -> Window:
+        r = len(layer.pool_size)
+        return Window(_ints(layer.pool_size, r), (1,) * r, _ints(layer.strides, r), layer.padding)
+
+    def window_op(self, ctx, call, x, win, pads):
+        op = "MaxPool" if "Max" in type(call.layer).__name__ else "AveragePool"
+        extra = {"count_include_pad": 0} if op == "AveragePool" else {}  # TF averages real frames only
+        return ctx.g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
+                          name_hint=f"{call.prefix}_{op.lower()}", **pads, **extra)
+
+
+class ZeroPaddingHandler(LayerHandler):
+    summary = "Pad; padding the start of time carries the last frames as a cache (streams before a valid window)"
+
+    @staticmethod
+    def _axes(layer) -> list[int]:
+        rank = 1 if "1D" in type(layer).__name__ else 2
+        first = 2 if getattr(layer, "data_format", "channels_last") == "channels_first" else 1
+        return list(range(first, first + rank))
+
+    @staticmethod
+    def _pairs(layer) -> list[tuple]:
+        p = layer.padding
+        return [tuple(int(v) for v in p)] if "1D" in type(layer).__name__ else [tuple(int(v) for v in q) for q in p]
+
+    def refuse(self, layer, variant):
+        if variant == "full" or not sees_time(layer):
+            return None
+        time_pad = _time_padding(layer)
+        if time_pad is None:
+            return "data_format='channels_first' pads axis 2 of a sequence; rnnx reads axis 1 as time"
+        before, after = time_pad
+        if after:
+            return f"it pads the end of the sequence with {after} frame(s), which a stream has not reached"
+        if before:
+            frame = tuple(layer.input.shape[2:])
+            if any(d is None for d in frame):
+                return f"its frames have a dynamic shape {frame}; the cache of {before} frames needs a fixed one"
+            for c in _consumers(layer) or [None]:
+                handler = registry.handler_for(c) if c is not None else None
+                eats = getattr(handler, "eats", None)
+                if c is None or eats is None or eats(c) != before:
+                    who = f"layer {c.name!r} ({type(c).__name__})" if c is not None else "the model output"
+                    return (f"it pads the start of time with {before} frame(s), which streams only when every "
+                            f"layer reading it is a valid convolution or pooling over exactly {before + 1} frames "
+                            f"((kernel-1)*dilation = {before}) with stride 1 on time; {who} is not")
+        return None
+
+    def time_local(self, layer) -> bool:
+        return not sees_time(layer) or _time_padding(layer) == (0, 0)
+
+    def keeps_time(self, layer) -> bool:
+        return True
+
+    def states(self, layer) -> list[StateDecl]:
+        if not sees_time(layer) or self.refuse(layer, "stream") is not None:
+            return []
+        before = _time_padding(layer)[0]
+        return [StateDecl(KIND, (before, *(int(d) for d in layer.input.shape[2:])))] if before else []
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        layer, g = call.layer, ctx.g
+        rank = len(call.in_shapes[0])
+        begins, ends = [0] * rank, [0] * rank
+        for axis, (b, e) in zip(self._axes(layer), self._pairs(layer)):
+            begins[axis], ends[axis] = b, e
+        x = call.inputs[0]
+        if call.states_in:  # the padding before time comes from the cache
+            x, nxt = with_cache(g, x, call.states_in[0], begins[1], call.prefix)
+            call.states_out = [nxt]
+            begins[1] = 0
+        if not any(begins) and not any(ends):
+            return [g.node("Identity", [x], name_hint=call.prefix)]
+        pads = g.const(f"{call.prefix}_pads", np.array(begins + ends, np.int64))
+        return [g.node("Pad", [x, pads], mode="constant", name_hint=call.prefix)]
+
+
+class GlobalPooling2DHandler(LayerHandler):
+    summary = "ReduceMean / ReduceMax over the two spatial axes (frames in TimeDistributed; over time: full only)"
+
+    def refuse(self, layer, variant):
+        if variant != "full" and sees_time(layer):
+            return "it pools over the time axis, so it needs the whole sequence"
+        return None
+
+    def time_local(self, layer) -> bool:
+        return not sees_time(layer)
+
+    def keeps_time(self, layer) -> bool:
+        return False
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        layer = call.layer
+        op = "ReduceMax" if "Max" in type(layer).__name__ else "ReduceMean"
+        axes = [2, 3] if layer.data_format == "channels_first" else [1, 2]
+        return [reduce_over(ctx.g, op, call.inputs[0], axes, bool(layer.keepdims), ctx.opset, call.prefix)]
+
+
+def register() -> None:
+    import keras
+
+    from ..registry import register_layer
+
+    L = keras.layers
+    conv = ConvHandler()
+    register_layer(L.Conv1D, conv)
+    register_layer(L.Conv2D, conv)
+    depthwise = DepthwiseConvHandler()
+    register_layer(L.DepthwiseConv1D, depthwise)
+    register_layer(L.DepthwiseConv2D, depthwise)
+    separable = SeparableConvHandler()
+    register_layer(L.SeparableConv1D, separable)
+    register_layer(L.SeparableConv2D, separable)
+    padding = ZeroPaddingHandler()
+    register_layer(L.ZeroPadding1D, padding)
+    register_layer(L.ZeroPadding2D, padding)
+    pooling = PoolingHandler()
+    for cls in (L.MaxPooling1D, L.AveragePooling1D, L.MaxPooling2D, L.AveragePooling2D):
+        register_layer(cls, pooling)
+    global_pooling = GlobalPooling2DHandler()
+    register_layer(L.GlobalAveragePooling2D, global_pooling)
+    register_layer(L.GlobalMaxPooling2D, global_pooling)
