@@ -3,11 +3,9 @@
 Heavy dependencies (tensorflow, tf2onnx, onnx) are imported inside the
 functions that need them, so `rnnx --help` stays fast.
 
-Teach rnnx a layer of your own with `register_layer(YourLayer, handler)`,
-where the handler is a `LayerHandler` subclass (see exporters/graph/registry.py
-and the README's "Your own layers").
+Teach rnnx a layer of your own with `exporters.graph.register_layer(YourLayer,
+handler)`, where the handler is a `LayerHandler` subclass (see
+exporters/graph/registry.py and the README's "Your own layers").
 """
 
-from .graph.registry import Call, LayerHandler, StateDecl, register_layer  # noqa: F401
-
-__all__ = ["register_layer", "LayerHandler", "StateDecl", "Call"]
+from runtime.version import __version__  # noqa: F401

@@ -47,9 +47,9 @@ class ExportResult:
 
 
 def _rnnx_version() -> str:
-    from importlib.metadata import version
+    from runtime.version import __version__
 
-    return version("rnnx")
+    return __version__
 
 
 FORBIDDEN_IN_UNROLLED = ("Loop", "Scan", "If", "LSTM", "GRU", "RNN")

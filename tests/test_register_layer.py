@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from exporters import LayerHandler, register_layer  # noqa: E402
+from exporters.graph import LayerHandler, register_layer  # noqa: E402
 from exporters.errors import UnsupportedLayerError  # noqa: E402
 
 

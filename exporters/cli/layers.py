@@ -29,7 +29,7 @@ def layers_command(markdown, as_json):
     A layer may still refuse a variant for its settings (e.g. padding='same'
     cannot stream); `rnnx export` names the layer and the reason. Layers not
     listed go through tf2onnx for `full` only. Register your own with
-    `exporters.register_layer`.
+    `exporters.graph.register_layer`.
     """
     from ..graph.registry import table
 

@@ -42,11 +42,11 @@ def input_layer_name(t) -> str:
 
 
 def sequence_inputs(model) -> set:
-    """The inputs whose axis 1 is time: rank >= 3, or rank 2 of integer token ids."""
+    """The inputs whose axis 1 is time: rank >= 3, or rank 2 of integer token ids or of a boolean mask."""
     names = set()
     for t in model.inputs:
         rank, dtype = len(t.shape), str(t.dtype)
-        if rank >= 3 or (rank == 2 and ("int" in dtype or _feeds_embedding(model, t))):
+        if rank >= 3 or (rank == 2 and ("int" in dtype or dtype == "bool" or _feeds_embedding(model, t))):
             names.add(input_layer_name(t))
     return names
 

@@ -72,7 +72,8 @@ class Step:
     out_shapes: list
     has_time: bool            # any input has a time axis
     state_index: int | None = None   # k of <kind>_in_<k>, for stateful steps
-    mask_from: int | None = None     # index of the step whose mask this recurrent step consumes
+    mask_from: tuple | None = None   # the mask a recurrent step consumes: ("step", i) or ("tensor", key)
+    mask_key: tuple | None = None    # the tensor of an explicit `mask=` argument
 
 
 @dataclass
@@ -197,6 +198,7 @@ def plan(model, time_inputs: set) -> Plan:
             ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
             state_ts = _flat(node.arguments.kwargs.get("initial_state", []))
             states = [key_map.get(_key(t), _key(t)) for t in state_ts]
+            mask_ts = _flat(node.arguments.kwargs.get("mask", []))
             outs = [_key(t) for t in node.output_tensors]
             if isinstance(op, keras.Model):  # a nested model: inline its graph
                 inner = _functional(op)
@@ -215,6 +217,8 @@ def plan(model, time_inputs: set) -> Plan:
             handler = registry.handler_for(op)
             step = Step(op, handler, node, ins, states, outs,
                         [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time)
+            if mask_ts:
+                step.mask_key = key_map.get(_key(mask_ts[0]), _key(mask_ts[0]))
             what = f"layer {op.name!r} ({type(op).__name__})"
             if handler is None:
                 if _is_recurrent(op):
@@ -222,7 +226,7 @@ def plan(model, time_inputs: set) -> Plan:
                 if has_time:
                     for v in STREAMING:
                         block(v, f"{what} has no rnnx handler, so rnnx cannot tell whether it mixes time "
-                                 "steps (register one with exporters.register_layer)")
+                                 "steps (register one with exporters.graph.register_layer)")
                 if len(ins) != 1 and fallback is None:
                     fallback = f"{what} has no rnnx handler and takes {len(ins)} inputs"
             else:
@@ -283,6 +287,14 @@ def _follow_masks(step, index, handler, masks, inputs, block, what) -> None:
     masking, consumed by recurrent layers (full only: ONNX `sequence_lens`)."""
     op = step.layer
     source = next((masks[k] for k in step.in_keys if k in masks), None)
+    if step.mask_key is not None:  # an explicit mask= argument: a (batch, time) boolean tensor
+        source = ("tensor", step.mask_key)
+        for v in STREAMING:
+            block(v, f"{what} takes a mask= argument, and a stream cannot tell padding from a pause; "
+                     "export it as 'full' (batches post-padded)")
+        for io in inputs:
+            if io.key == step.mask_key:
+                io.pad_value = False
     if handler is not None and handler.produces_mask(op):
         for v in STREAMING:
             block(v, f"{what} masks padded steps, and a stream cannot tell padding from a pause; "
@@ -290,7 +302,7 @@ def _follow_masks(step, index, handler, masks, inputs, block, what) -> None:
         for io in inputs:
             if io.key in step.in_keys:
                 io.pad_value = handler.mask_value(op)
-        masks[step.out_keys[0]] = index
+        masks[step.out_keys[0]] = ("step", index)
         return
     if source is None:
         return
@@ -350,7 +362,15 @@ class EmitContext:
         self.g, self.variant, self.chunk, self.opset = g, variant, chunk, opset
         self._cache = cache
         self._weights: dict = {}
-        self.masks: dict = {}   # step index -> (batch,) int32 valid lengths
+        self.masks: dict = {}   # mask id -> (batch,) int32 valid lengths
+
+    def mask_lengths(self, mask_id: tuple, names: dict, prefix: str) -> str:
+        """The (batch,) int32 valid lengths of a mask: started by a layer, or a boolean input tensor."""
+        if mask_id not in self.masks:  # ("tensor", key): count the True steps
+            counts = self.g.node("Cast", [names[mask_id[1]]], to=6, name_hint=f"{prefix}_mask_i32")
+            self.masks[mask_id] = self.g.node("ReduceSum", [counts, self.g.const("axes_1", np.array([1], np.int64))],
+                                              keepdims=0, name_hint=f"{prefix}_mask_lengths")
+        return self.masks[mask_id]
 
     @property
     def streaming(self) -> bool:
@@ -397,13 +417,13 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
         if mine:
             call.states_in = [s.input for s in mine]
         if step.mask_from is not None:
-            call.mask = ctx.masks[step.mask_from]
+            call.mask = ctx.mask_lengths(step.mask_from, names, prefix)
         if step.handler is None:
             outs = ctx.segment(step.layer, call, step.node)
         else:
             outs = step.handler.emit(ctx, call)
             if step.handler.produces_mask(step.layer):
-                ctx.masks[i] = step.handler.emit_mask(ctx, call)
+                ctx.masks[("step", i)] = step.handler.emit_mask(ctx, call)
         if len(outs) != len(step.out_keys):
             raise UnsupportedLayerError(
                 f"the handler of layer {step.layer.name!r} gave {len(outs)} outputs; Keras has {len(step.out_keys)}")

@@ -31,7 +31,9 @@ def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]
         rest = tuple(d if d is not None else 1 for d in io.shape[2 if io.has_time else 1:])
         shape = (n, steps, *rest) if io.has_time else (n, *rest)
         low = 1 if io.pad_value is not None and io.vocab_size is not None else 0
-        if io.vocab_size is not None:
+        if io.dtype == "bool":
+            x = np.ones(shape, bool)
+        elif io.vocab_size is not None:
             x = rng.integers(low, io.vocab_size, size=shape).astype(io.dtype)
         else:
             x = rng.random(shape, dtype=np.float32).astype(io.dtype)

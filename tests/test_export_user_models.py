@@ -1,0 +1,253 @@
+"""Recurrent models built the way public Keras examples build theirs, end to end.
+
+Each is written here, small, from its example's architecture (not copied):
+weather forecasting, character generation, IMDB sentiment with a
+Bidirectional LSTM, the addition seq2seq, the English-French LSTM
+encoder/decoder (training model and its two inference models), a speech
+recognizer with a Conv2D front-end and Bidirectional GRUs, a captcha OCR
+model (CNN + Bidirectional LSTM), ConvLSTM next-frame prediction, a video
+classifier with a frame-mask input, and RNN(LSTMCell) from the RNN guide.
+Each exports with the default variants (those it supports), then survives
+`quantize_model` and `runtime.load`, whose outputs match Keras.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from export_cases import randomize, workdir  # noqa: E402
+
+ALL, FULL = ("full", "stream", "unrolled"), ("full",)
+
+
+def weather():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((12, 7))  # past hours x 7 sensor readings
+    return keras.Model(inp, L.Dense(1)(L.LSTM(8)(inp)), name="weather")
+
+
+def char_generation():
+    import keras
+    from keras import layers as L
+
+    return keras.Sequential([keras.Input((10, 14)), L.LSTM(16), L.Dense(14, activation="softmax")], name="chars")
+
+
+def imdb_bidirectional():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None,), dtype="int32")
+    y = L.Embedding(50, 8)(inp)
+    y = L.Bidirectional(L.LSTM(6, return_sequences=True))(y)
+    y = L.Bidirectional(L.LSTM(6))(y)
+    return keras.Model(inp, L.Dense(1, activation="sigmoid")(y), name="imdb")
+
+
+def addition_seq2seq():
+    import keras
+    from keras import layers as L
+
+    return keras.Sequential([keras.Input((7, 12)), L.LSTM(16), L.RepeatVector(4),
+                             L.LSTM(16, return_sequences=True), L.Dense(12, activation="softmax")], name="addition")
+
+
+def _translation_layers():
+    import keras
+    from keras import layers as L
+
+    enc_in = keras.Input((None, 9), name="encoder_inputs")
+    _, h, c = L.LSTM(8, return_state=True, name="encoder")(enc_in)
+    dec_in = keras.Input((None, 11), name="decoder_inputs")
+    dec_lstm = L.LSTM(8, return_sequences=True, return_state=True, name="decoder")
+    dense = L.Dense(11, activation="softmax", name="decoder_dense")
+    y, _, _ = dec_lstm(dec_in, initial_state=[h, c])
+    training = keras.Model([enc_in, dec_in], dense(y), name="translation")
+    encoder = keras.Model(enc_in, [h, c], name="translation_encoder")
+    h_in, c_in = keras.Input((8,), name="h"), keras.Input((8,), name="c")
+    y2, h2, c2 = dec_lstm(dec_in, initial_state=[h_in, c_in])
+    decoder = keras.Model([dec_in, h_in, c_in], [dense(y2), h2, c2], name="translation_decoder")
+    return training, encoder, decoder
+
+
+def translation_training():
+    return _translation_layers()[0]
+
+
+def translation_encoder():
+    return _translation_layers()[1]
+
+
+def translation_decoder():
+    return _translation_layers()[2]
+
+
+def speech_recognizer():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None, 16), name="spectrogram")
+    y = L.Reshape((-1, 16, 1))(inp)
+    y = L.Conv2D(4, (3, 5), strides=(2, 2), padding="same", use_bias=False)(y)
+    y = L.BatchNormalization()(y)
+    y = L.ReLU()(y)
+    y = L.Conv2D(4, (3, 3), strides=(1, 2), padding="same", use_bias=False)(y)
+    y = L.BatchNormalization()(y)
+    y = L.ReLU()(y)
+    y = L.Reshape((-1, 4 * 4))(y)
+    for _ in range(2):
+        y = L.Bidirectional(L.GRU(6, return_sequences=True, reset_after=True))(y)
+        y = L.Dropout(0.5)(y)
+    y = L.ReLU()(L.Dense(12)(y))
+    return keras.Model(inp, L.Dense(9, activation="softmax")(y), name="speech")
+
+
+def captcha_ocr():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((24, 8, 1), name="image")  # width is time
+    y = L.Conv2D(4, (3, 3), activation="relu", padding="same")(inp)
+    y = L.MaxPooling2D((2, 2))(y)
+    y = L.Conv2D(4, (3, 3), activation="relu", padding="same")(y)
+    y = L.MaxPooling2D((2, 2))(y)
+    y = L.Reshape((24 // 4, (8 // 4) * 4))(y)
+    y = L.Dropout(0.2)(L.Dense(8, activation="relu")(y))
+    y = L.Bidirectional(L.LSTM(6, return_sequences=True, dropout=0.25))(y)
+    y = L.Bidirectional(L.LSTM(4, return_sequences=True))(y)
+    return keras.Model(inp, L.Dense(7, activation="softmax")(y), name="ocr")
+
+
+def convlstm_next_frame():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None, 8, 8, 1))
+    y = L.ConvLSTM2D(3, (3, 3), padding="same", return_sequences=True)(inp)
+    y = L.BatchNormalization()(y)
+    return keras.Model(inp, L.Conv3D(1, (3, 3, 3), activation="sigmoid", padding="same")(y), name="nextframe")
+
+
+def video_classifier():
+    import keras
+    from keras import layers as L
+
+    frames = keras.Input((6, 10), name="frame_features")
+    mask = keras.Input((6,), dtype="bool", name="frame_mask")
+    y = L.GRU(8, return_sequences=True)(frames, mask=mask)
+    y = L.GRU(4)(y)
+    y = L.Dense(4, activation="relu")(L.Dropout(0.4)(y))
+    return keras.Model([frames, mask], L.Dense(3, activation="softmax")(y), name="video")
+
+
+def rnn_lstm_cell():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None, 5))
+    y = L.RNN(L.LSTMCell(8), return_sequences=True)(inp)
+    return keras.Model(inp, L.Dense(3)(L.RNN(L.LSTMCell(6))(y)), name="rnn_cell")
+
+
+# name -> (builder, variants the default export makes, whether full is rnnx's own graph)
+MODELS = {
+    "weather": (weather, ALL, True),
+    "chars": (char_generation, ALL, True),
+    "imdb": (imdb_bidirectional, FULL, True),
+    "addition": (addition_seq2seq, FULL, True),
+    "translation": (translation_training, FULL, True),
+    "translation_encoder": (translation_encoder, ALL, True),
+    "translation_decoder": (translation_decoder, FULL, True),
+    "speech": (speech_recognizer, FULL, True),
+    "ocr": (captcha_ocr, FULL, True),
+    "nextframe": (convlstm_next_frame, FULL, False),
+    "video": (video_classifier, FULL, True),
+    "rnn_cell": (rnn_lstm_cell, ALL, True),
+}
+
+
+def _export(name):
+    import keras
+
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(7)
+    model = randomize(MODELS[name][0](), seed=len(name), scale=0.3)
+    return model, export_model(model, workdir() / "user" / name, chunk=2)
+
+
+@pytest.fixture(scope="module")
+def exports():
+    return {}
+
+
+def _get(exports, name):
+    if name not in exports:
+        exports[name] = _export(name)
+    return exports[name]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_user_model_exports_quantizes_and_runs(name, exports, tmp_path):
+    import runtime
+    from exporters.quantize import quantize_model
+
+    _, variants, native = MODELS[name]
+    model, res = _get(exports, name)
+    assert tuple(v for v in ALL if v in res.paths) == variants, res.report["skipped"]
+    for variant in variants:
+        entry = res.report["variants"][variant]
+        assert entry["parity"]["max_abs_diff"] <= 1e-5
+        assert (entry["converter"] == "rnnx") == (native or variant != "full"), entry["fallback_reason"]
+        assert "Loop" not in entry["op_counts"] or not native
+    # the runtime runs the full export and agrees with Keras on fresh inputs
+    full = runtime.load(res.paths["full"])
+    contract = full.contract
+    rng = np.random.default_rng(3)
+    feeds = {}
+    for spec in contract.inputs:
+        shape = [2 if d is None else d for d in spec.shape]
+        if spec.time_axis is not None and spec.shape[1] is None:
+            shape[1] = 5
+        if spec.dtype == "bool":
+            feeds[spec.name] = np.ones(shape, bool)
+        elif spec.vocab_size is not None:
+            feeds[spec.name] = rng.integers(0, spec.vocab_size, size=shape).astype(spec.dtype)
+        else:
+            feeds[spec.name] = rng.random(shape, dtype=np.float32)
+    got = full.predict(feeds if len(feeds) > 1 else next(iter(feeds.values())))
+    xs = [feeds[s.name] for s in contract.inputs]
+    want = model(xs[0] if len(xs) == 1 else xs, training=False)
+    want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+    got = [got[s.name] for s in contract.outputs] if isinstance(got, dict) else [got]
+    for g, w in zip(got, want):
+        assert np.abs(g - w).max() <= 1e-5
+    # int8 dynamic quantization survives and loads (no gate: random weights, no labels)
+    dst = tmp_path / "full.int8.onnx"
+    report = quantize_model(res.paths["full"], dst, "int8-dynamic", allow_larger=True, latency_reps=0)
+    assert dst.is_file() and report["mode"] == "int8-dynamic"
+    assert runtime.load(dst).contract.precision in ("int8-dynamic", "mixed")
+
+
+def test_the_ocr_and_speech_refusals_name_the_layer_that_needs_the_future(exports):
+    for name in ("ocr", "speech", "imdb"):
+        _, res = _get(exports, name)
+        why = res.report["skipped"]["stream"]
+        assert "Bidirectional" in why or "Conv2D" in why, why
+        assert "Reshape" not in why.split(":")[0], why
+
+
+def test_the_decoder_has_the_stream_layout_as_it_stands(exports):
+    _, res = _get(exports, "translation_decoder")
+    import onnx
+
+    graph = onnx.load(str(res.paths["full"])).graph
+    assert [i.name for i in graph.input] == ["decoder_inputs", "h", "c"]
+    assert len(graph.output) == 3
