@@ -206,7 +206,7 @@ def sweep_section(res: dict) -> list[str]:
     for t in ts:
         w = sw["winners"].get(t)
         if w:
-            margin = (f", {ratio_text(w['margin'], w.get('margin_ci'))}× faster than {w['runner_up']}"
+            margin = (f"; runner-up {w['runner_up']} takes {ratio_text(w['margin'], w.get('margin_ci'))}× its time"
                       if w.get("runner_up") else "")
             lines.append(f"- T={t}: **{w['engine']}** ({w['p50_ms']:.4f} ms{margin})")
     return lines
@@ -217,7 +217,7 @@ COMMANDS = """\
 |---|---|
 | every table and figure of a model (JSON) | `python -m pipeline.benchmark NAME` (knobs: `benchmark:` in params.yaml), or `rnnx bench models/onnx/NAME --keras models/NAME.keras --data test.npz --json NAME.json` |
 | this report and its figures | `python -m pipeline.report lstm gru cnn_lstm char_gru` |
-| session-option figures | `python scripts/bench_runtime.py --session-options --model models/onnx/lstm/stream.onnx` |
+| session-option figures | `python scripts/bench_session_options.py models/onnx/lstm/stream.onnx` |
 | int8 GRU candidates | `python scripts/bench_int8_gru.py models/gru.keras` |
 | CUDA rows (GPU machine) | `scripts/bench-gpu.sh` |
 """
