@@ -28,10 +28,11 @@ def test_bench_prints_a_summary_and_writes_json(tmp_path):
     case = exported()
     out = tmp_path / "out" / "bench.json"
     res = _run(case["dir"], "--data", case["data"], "--batch", "1,4", "--threads", "1", "--reps", "3",
-               "--json", out)
+               "--rounds", "2", "--streams", "1,2", "--sweep", "", "--json", out)
     assert res.exit_code == 0, res.stderr
     assert "full.onnx" in res.stdout and "stream.onnx" in res.stdout and "machine:" in res.stdout
     assert "provider cuda skipped" in res.stdout
+    assert "inputs: 64 given sequences of 6 steps" in res.stdout and "interleaved rounds" in res.stdout
     assert "rnnx bench: [1/4] full.onnx [cpu]" in res.stderr          # a progress line per row
     data = json.loads(out.read_text())
     assert data["parity_reference"] == "onnx:full.onnx" and len(data["rows"]) == 4
@@ -61,3 +62,11 @@ def test_data_that_does_not_fit_the_model(tmp_path):
                       "InputShapeError: data x has shape (4, 6, 9)")
     _one_line_failure(_run(exported()["dir"], "--data", tmp_path / "missing.npz"), "DataError: no data file")
     _one_line_failure(_run(exported()["dir"], "--threads", "1,lots"), "threads must be positive integers")
+
+
+def test_labels_outside_the_classes(tmp_path):
+    bad = tmp_path / "labels.npz"
+    np.savez(bad, x=np.zeros((4, 6, 5), np.float32), y=np.array([0, 1, 7, -1]))
+    _one_line_failure(_run(exported()["dir"] / "full.onnx", "--data", bad, "--providers", "cpu"),
+                      "InputValueError: data: labels y must be class indices in [0, 4) for the model's 4 classes; "
+                      "got -1, 7")
