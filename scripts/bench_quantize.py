@@ -77,6 +77,10 @@ def bench_dir(folder: Path, modes, evaluation, calibration, reps: int, work: Pat
             if reason:
                 skipped.append({"model": folder.name, "variant": variant, "precision": mode, "skipped": reason})
                 continue
+            if mode == "int8-static" and calibration is None:
+                skipped.append({"model": folder.name, "variant": variant, "precision": mode,
+                                "skipped": "no calibration data (--calibration, <dir>/cal.npz or --eval)"})
+                continue
             out = work / folder.name / f"{variant}.{mode}.onnx"
             try:
                 with warnings.catch_warnings():
@@ -107,14 +111,19 @@ def bench_dir(folder: Path, modes, evaluation, calibration, reps: int, work: Pat
                          "accuracy": acc["quantized"] if acc else None, "drop": acc["drop_points"] if acc else None,
                          "p50_ms": lat[mode], "speedup": lat["fp32"] / lat[mode],
                          "max_abs_diff": rep["agreement"]["max_abs_diff"],
+                         "agreement": rep["agreement"]["argmax_agreement"], "data": rep["agreement"]["data"],
                          "kept_float": rep["kept_float"], "layers": rep["layers"]})
         rows += [r for r in skipped if r["variant"] == variant]
     return rows
 
 
+def _num(value, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, (int, float)) else format("-", f">{fmt.split('.')[0]}")
+
+
 def render(rows: list[dict]) -> str:
     head = f"{'model':<10} {'variant':<9} {'precision':<13} {'bytes':>9} {'size':>6} {'accuracy':>8} " \
-           f"{'drop pts':>8} {'p50 ms':>8} {'speedup':>7}  kept float"
+           f"{'drop pts':>8} {'p50 ms':>8} {'speedup':>7} {'max|d|':>8} {'agree':>6}  kept float"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "skipped" in r:
@@ -123,7 +132,8 @@ def render(rows: list[dict]) -> str:
         acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
         drop = f"{r['drop']:.2f}" if r["drop"] is not None else "-"
         lines.append(f"{r['model']:<10} {r['variant']:<9} {r['precision']:<13} {r['bytes']:>9} "
-                     f"{r['ratio']:>6.0%} {acc:>8} {drop:>8} {r['p50_ms']:>8.3f} {r['speedup']:>6.2f}x  "
+                     f"{r['ratio']:>6.0%} {acc:>8} {drop:>8} {r['p50_ms']:>8.3f} {r['speedup']:>6.2f}x "
+                     f"{_num(r.get('max_abs_diff'), '8.2g')} {_num(r.get('agreement'), '6.3f')}  "
                      f"{','.join(r.get('kept_float') or []) or '-'}")
     return "\n".join(lines)
 

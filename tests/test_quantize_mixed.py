@@ -121,7 +121,8 @@ def test_token_id_model_quantizes_without_eval_on_real_token_ids(token_model, mo
             kwargs = {"calibration": cal}
         else:
             kwargs = {}
-        rep = quantize_model(path, tmp_path / f"{variant}.onnx", mode, **kwargs)
+        # a model this tiny is mostly graph: QDQ nodes may outweigh what int8 weights save
+        rep = quantize_model(path, tmp_path / f"{variant}.onnx", mode, allow_larger=True, **kwargs)
         agree = rep["agreement"]
         assert agree["samples"] > 0 and agree["max_abs_diff"] > 0      # the outputs really differ a little
         assert agree["argmax_agreement"] >= 0.75
