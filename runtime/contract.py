@@ -248,10 +248,7 @@ def _read_document(data: Any) -> Contract:
     fmt = data.get("format")
     if isinstance(fmt, bool) or fmt not in FORMATS:
         raise _Bad("format", f"{fmt!r} is not a supported format; expected one of {list(FORMATS)}")
-    # Transitional: exporters/metadata.py writes "format": FORMAT_VERSION over a format-1 body
-    # (single "input"/"output") until it is switched to format 2. Such a body is read through
-    # the (equally strict) format-1 schema. Remove once the exporter writes format-2 bodies.
-    legacy = fmt == 1 or ("inputs" not in data and "outputs" not in data and "input" in data)
+    legacy = fmt == 1
     variant = _choice(data, "variant", VARIANTS, required=True)
     precision = _choice(data, "precision", PRECISIONS, default="fp32")
     chunk = _opt_int(data, "chunk", "", minimum=1)

@@ -11,7 +11,8 @@ def load(path, *, providers=None, threads: int | None = None, batch: int = 1) ->
     """Open an ONNX model for inference.
 
     Args:
-        path: the ``.onnx`` file (or its bytes).
+        path: the ``.onnx`` file (or its bytes). When its folder holds an ``export.json``
+            listing the file, the file's size and sha256 must be the listed ones.
         providers: ``None`` for CUDA when onnxruntime-gpu sees a GPU, else CPU; or
             an explicit list such as ``["cpu"]`` or ``["CUDAExecutionProvider"]``.
         threads: intra-op threads (``None``: onnxruntime's default).
@@ -24,7 +25,8 @@ def load(path, *, providers=None, threads: int | None = None, batch: int = 1) ->
         with an :class:`UncheckedModelWarning`).
 
     Raises:
-        ModelFormatError: missing or corrupt file, metadata that does not match the graph.
+        ModelFormatError: missing or corrupt file, a file that is not the one its
+            export set lists, metadata that does not match the graph.
         ProviderError: an explicitly requested provider is not available.
     """
     loaded = open_model(path, providers=providers, threads=threads)

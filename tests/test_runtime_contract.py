@@ -214,3 +214,28 @@ def test_tampered_metadata_text_is_a_format_error(paths, tmp_path):
     for i, text in enumerate(["[]", "{", '{"format": 2, "variant": "stream", "inputs": 5}']):
         with pytest.raises(runtime.ModelFormatError, match="rnnx metadata"):
             runtime.load(with_metadata(paths["stream"], tmp_path / f"t{i}.onnx", text))
+
+
+def _as_format1(meta: dict) -> dict:
+    """A single-input export's format-2 metadata written the format-1 way (as older rnnx wrote it)."""
+    old = {k: v for k, v in meta.items() if k not in ("inputs", "outputs", "states")}
+    old["format"] = 1
+    old["input"] = {k: v for k, v in meta["inputs"][0].items() if k not in ("range", "vocab_size")}
+    old["output"] = dict(meta["outputs"][0])
+    old["states"] = [{k: v for k, v in s.items() if k != "dtype"} for s in meta["states"]]
+    return old
+
+
+@pytest.mark.parametrize("variant", ["full", "stream"])
+def test_format1_files_still_load_and_run_the_same(paths, tmp_path, variant):
+    meta = read_metadata(paths[variant])
+    assert meta["format"] == 2  # what the exporter writes now
+    old = runtime.load(with_metadata(paths[variant], tmp_path / "v1.onnx", _as_format1(meta)))
+    new = runtime.load(paths[variant])
+    assert old.contract.format == 1 and old.contract.inputs == new.contract.inputs
+    assert old.contract.states == new.contract.states and old.labels == new.labels
+    xs = np.random.default_rng(0).random((2, 6, 5), dtype=np.float32)
+    if variant == "full":
+        np.testing.assert_array_equal(old.predict(xs), new.predict(xs))
+    else:
+        np.testing.assert_array_equal(old.feed(xs[0]), new.feed(xs[0]))
