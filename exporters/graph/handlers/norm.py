@@ -69,8 +69,8 @@ class LayerNormHandler(LayerHandler):
         gamma = layer.gamma.numpy() if layer.gamma is not None else None
         beta = layer.beta.numpy() if getattr(layer, "beta", None) is not None else None
         rms = bool(getattr(layer, "rms_scaling", False))
-        if ctx.opset >= 17 and not rms and axes == list(range(axes[0], rank)):
-            normalized = [call.in_shapes[0][a] for a in axes]
+        normalized = list(gamma.shape) if gamma is not None else [call.in_shapes[0][a] for a in axes]
+        if ctx.opset >= 17 and not rms and axes == list(range(axes[0], rank)) and None not in normalized:
             scale = gamma if gamma is not None else np.ones(normalized, np.float32)
             ins = [x, ctx.weight(layer, "gamma", scale.reshape(normalized))]
             if beta is not None:
