@@ -1,4 +1,10 @@
-"""Describe an ONNX file for a person: I/O tensors, op counts and rnnx metadata."""
+"""Describe an ONNX file for a person: I/O tensors, op counts, rnnx metadata, export set.
+
+The metadata is read through the runtime's one strict schema
+(`runtime.contract.Contract`): a malformed entry is a ModelFormatError naming
+the field. When the file's folder holds an `export.json` that lists it, the
+file's size and sha256 are checked against it (`export_set` in the result).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from runtime.contract import METADATA_KEY
+from runtime.contract import METADATA_KEY, Contract
 
 from .errors import ModelFormatError
 
@@ -43,9 +49,9 @@ def describe(path) -> dict:
     for entry in model.metadata_props:
         if entry.key == METADATA_KEY:
             try:
-                meta = json.loads(entry.value)
-            except json.JSONDecodeError:
-                meta = {"unparsable": entry.value[:200]}
+                meta = Contract.from_json(entry.value).to_dict()
+            except ModelFormatError as exc:
+                raise ModelFormatError(f"{path.name!r}: {exc}") from None
         else:
             other[entry.key] = entry.value
     return {
@@ -57,7 +63,19 @@ def describe(path) -> dict:
         "op_counts": dict(Counter(n.op_type for n in model.graph.node).most_common()),
         "initializers": len(model.graph.initializer),
         "rnnx": meta, "other_metadata": other,
+        "export_set": _export_set(path),
     }
+
+
+def _export_set(path: Path) -> dict | None:
+    """Whether `path` matches its folder's export.json: None when that does not list it."""
+    from runtime.integrity import MANIFEST, file_problem, read_manifest
+
+    files = read_manifest(path.parent)
+    if not files or path.name not in files:
+        return None
+    problem = file_problem(path, files[path.name])
+    return {"manifest": str(path.parent / MANIFEST), "matches": problem is None, "problem": problem}
 
 
 def render(info: dict) -> str:
@@ -77,11 +95,13 @@ def render(info: dict) -> str:
     lines.append("rnnx metadata:")
     for key in ("variant", "chunk", "precision"):
         lines.append(f"  {key:<10} {meta.get(key)}")
-    inp, out = meta.get("input", {}), meta.get("output", {})
-    lines.append(f"  input      {inp.get('name')} {inp.get('shape')} {inp.get('dtype')} "
-                 f"time_axis={inp.get('time_axis')} preprocessing={inp.get('preprocessing')}")
-    lines.append(f"  output     {out.get('name')} {out.get('shape')} meaning={out.get('meaning')} "
-                 f"per_step={out.get('per_step')} labels={out.get('labels')}")
+    for inp in meta.get("inputs", []):
+        lines.append(f"  input      {inp.get('name')} {inp.get('shape')} {inp.get('dtype')} "
+                     f"time_axis={inp.get('time_axis')} preprocessing={inp.get('preprocessing')}"
+                     + (f" vocab_size={inp['vocab_size']}" if inp.get("vocab_size") else ""))
+    for out in meta.get("outputs", []):
+        lines.append(f"  output     {out.get('name')} {out.get('shape')} meaning={out.get('meaning')} "
+                     f"per_step={out.get('per_step')} labels={out.get('labels')}")
     for s in meta.get("states", []):
         lines.append(f"  state      {s.get('input')} -> {s.get('output')} {s.get('shape')} "
                      f"init={s.get('init')} ({s.get('kind')} of layer {s.get('layer')!r})")
@@ -89,7 +109,12 @@ def render(info: dict) -> str:
     lines.append(f"  source     {src.get('name')} sha256={src.get('sha256')} keras={src.get('keras_version')}")
     parity = meta.get("parity", {})
     if parity:
-        lines.append("  parity     " + ", ".join(f"{k}={_num(v)}" for k, v in parity.items()))
+        lines.append("  parity     " + ", ".join(f"{k}={_num(v)}" for k, v in parity.items()
+                                              if not isinstance(v, dict)))
+    if info.get("export_set") is not None:
+        es = info["export_set"]
+        lines.append(f"export set: {'matches' if es['matches'] else 'DOES NOT MATCH'} {es['manifest']}"
+                     + (f" ({es['problem']})" if es["problem"] else ""))
     return "\n".join(lines)
 
 

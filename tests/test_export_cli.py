@@ -118,3 +118,43 @@ def test_real_console_prints_exactly_one_line_on_error(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("rnnx: ")
     assert not (tmp_path / "o").exists()
+
+
+def test_layers_lists_the_registry_as_text_markdown_and_json():
+    text = _run("layers")
+    assert text.exit_code == 0
+    rows = {line.split()[0]: line for line in text.stdout.splitlines()}
+    assert "Bidirectional" in rows and "full " in rows["Bidirectional"] and "stream" not in rows["Bidirectional"]
+    assert "full,stream,unrolled" in rows["LSTM"]
+    md = _run("layers", "--markdown").stdout.splitlines()
+    assert md[0] == "| Keras layer | variants | emitted as |" and any(r.startswith("| `GRU` |") for r in md)
+    from exporters.graph.registry import table
+
+    assert [r["layer"] for r in json.loads(_run("layers", "--json").stdout)] == [r["layer"] for r in table()]
+
+
+def test_default_export_of_a_bidirectional_model_writes_full_says_why_and_exits_0(tmp_path):
+    import keras
+
+    inp = keras.Input((None, 3))
+    model = keras.Model(inp, keras.layers.Bidirectional(keras.layers.GRU(4), name="bi")(inp))
+    path = tmp_path / "bi.keras"
+    model.save(path)
+    res = _run("export", path, "--out", tmp_path / "out")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "full.onnx"]
+    assert "rnnx export: stream: skipped: layer 'bi' (Bidirectional)" in res.stderr
+    asked = _run("export", path, "--out", tmp_path / "out2", "--variants", "full,stream")
+    _one_line_failure(asked, "cannot export stream: layer 'bi' (Bidirectional)")
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_inspect_flags_a_file_that_does_not_belong_to_its_export_set(model_path, tmp_path):
+    out = tmp_path / "out"
+    assert _run("export", model_path, "--out", out, "--variants", "full,stream").exit_code == 0
+    assert "export set: matches" in _run("inspect", out / "stream.onnx").stdout
+    other = tmp_path / "other"
+    assert _run("export", model_path, "--out", other, "--variants", "stream", "--chunk", "2").exit_code == 0
+    (out / "stream.onnx").write_bytes((other / "stream.onnx").read_bytes())  # a file from another export
+    shown = _run("inspect", out / "stream.onnx")
+    assert shown.exit_code == 0 and "export set: DOES NOT MATCH" in shown.stdout
