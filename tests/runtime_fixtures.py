@@ -286,3 +286,23 @@ def counter_stream_model(folder) -> Path:
     path = Path(folder) / "counter.onnx"
     onnx.save(model, str(path))
     return path
+
+
+@functools.cache
+def two_input_exports() -> dict[str, Path]:
+    """A real Keras model with two inputs: a sequence x (T, 5) through an LSTM, and a side
+    input `speaker` (3,) without a time axis, merged before the softmax; full and stream."""
+    import keras
+    from keras import layers
+
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(1)
+    x = keras.Input(shape=(None, FEATURES), name="x")
+    speaker = keras.Input(shape=(3,), name="speaker")
+    h = layers.LSTM(6, name="lstm")(x)
+    merged = layers.Concatenate(name="merge")([h, layers.Dense(4, name="speaker_dense")(speaker)])
+    y = layers.Dense(CLASSES, activation="softmax", name="classes")(merged)
+    model = keras.Model([x, speaker], y, name="two_inputs")
+    res = export_model(model, workdir() / "two_inputs", variants=("full", "stream"), chunk=1)
+    return dict(res.paths) | {"keras": model}

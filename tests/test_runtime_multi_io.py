@@ -104,3 +104,23 @@ def test_full_model_with_several_inputs_and_outputs(paths):
         model.predict({"x": xs, "tokens": tokens[:2], "speaker": speaker})
     with pytest.raises(runtime.InputShapeError, match="pass a mapping"):
         model.predict(xs)
+
+
+def test_real_keras_model_with_a_side_input(tmp_path):
+    """The exporter's format-2 output for a two-input Keras model, streamed and run whole."""
+    pytest.importorskip("keras")
+    from runtime_fixtures import two_input_exports
+
+    exports = two_input_exports()
+    rng = np.random.default_rng(4)
+    xs, speaker = rng.random((3, 6, 5), dtype=np.float32), rng.random((3, 3), dtype=np.float32)
+    want = exports["keras"].predict([xs, speaker], verbose=0)
+    full = runtime.load(exports["full"])
+    assert full.input_names == ("x", "speaker") and full.contract.inputs[1].time_axis is None
+    np.testing.assert_allclose(full.predict({"x": xs, "speaker": speaker}), want, atol=1e-5)
+    stream = runtime.load(exports["stream"], batch=3)
+    for t in range(xs.shape[1]):
+        y = stream.step({"x": xs[:, t], "speaker": speaker})
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    stream.reset()
+    np.testing.assert_allclose(stream.feed({"x": xs, "speaker": speaker}), want, atol=1e-5)

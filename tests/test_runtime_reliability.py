@@ -289,9 +289,21 @@ def test_corrupt_export_json_is_a_format_error(paths, tmp_path, text, message):
         runtime.check_export_set(folder)
 
 
-def test_export_json_without_files_is_not_checked(paths):
-    # today's exporter writes export.json without a files entry: nothing to check
-    assert runtime.check_export_set(Path(paths["full"]).parent) == []
+def test_the_exporters_own_export_set_passes(paths, tmp_path):
+    folder = Path(paths["full"]).parent
+    report = json.loads((folder / "export.json").read_text())
+    assert set(report.get("files", {})) >= {"full.onnx", "stream.onnx", "unrolled.onnx"}
+    assert runtime.check_export_set(folder) == []
+
+
+def test_export_json_without_files_is_not_checked(paths, tmp_path):
+    folder = _export_set(paths, tmp_path / "set")
+    report = json.loads((folder / "export.json").read_text())
+    del report["files"]  # as rnnx wrote it before it recorded the files
+    (folder / "export.json").write_text(json.dumps(report))
+    (folder / "full.onnx").write_bytes((folder / "stream.onnx").read_bytes())
+    assert runtime.check_export_set(folder) == []
+    assert isinstance(runtime.load(folder / "full.onnx"), runtime.StreamingModel)
 
 
 # -- pickling (issue 13) ------------------------------------------------------------------------------
