@@ -64,7 +64,8 @@ def conv2d_time_freq():
     return _model([L.ZeroPadding2D(((2, 0), (1, 1))), L.Conv2D(3, 3, activation="relu"),
                    L.ZeroPadding2D(((2, 0), (0, 0))), L.DepthwiseConv2D((2, 1), dilation_rate=(2, 1)),
                    L.SeparableConv2D(4, (1, 3), padding="same", strides=(1, 2)),
-                   L.BatchNormalization(epsilon=3.0), L.MaxPooling2D((1, 2)), L.AveragePooling2D((1, 2), padding="same"),
+                   L.BatchNormalization(epsilon=3.0), L.MaxPooling2D((1, 2)),
+                   L.AveragePooling2D((1, 2), padding="same"),
                    L.Reshape((-1, 4)), L.GRU(5, return_sequences=True)], (None, 6, 1))
 
 
@@ -100,10 +101,12 @@ def time_distributed_cnn():
 
 
 def layer_norms():
-    """Trailing axes (one ONNX op), a middle axis and no gamma/beta (Keras' formula)."""
+    """Trailing axes (one ONNX op), a middle axis and no gamma/beta (Keras' formula); batch norm of the
+    frequency axis."""
     from keras import layers as L
 
-    return _model([L.Conv2D(3, (1, 3), padding="same"), L.LayerNormalization(axis=[2, 3]),
+    return _model([L.Conv2D(3, (1, 3), padding="same"), L.BatchNormalization(axis=2, epsilon=3.0),
+                   L.LayerNormalization(axis=[2, 3]),
                    L.LayerNormalization(axis=2, center=False), L.LayerNormalization(scale=False, epsilon=0.1),
                    L.Reshape((-1, 18)), L.GRU(5, return_sequences=True)], (None, 6, 1))
 
@@ -129,6 +132,6 @@ CASES = [
     Case("time_distributed_cnn_native", ("TimeDistributed", "Conv2D", "ZeroPadding2D", "BatchNormalization",
                                          "MaxPooling2D", "SeparableConv2D", "LayerNormalization",
                                          "GlobalAveragePooling2D", "GlobalMaxPooling2D"), time_distributed_cnn, ALL),
-    Case("layer_norms", ("LayerNormalization",), layer_norms, ALL),
+    Case("layer_norms", ("LayerNormalization", "BatchNormalization"), layer_norms, ALL),
     Case("norm_over_time", ("LayerNormalization", "BatchNormalization"), norm_over_time, FULL, fixed_time=True),
 ]

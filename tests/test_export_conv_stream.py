@@ -216,6 +216,7 @@ def test_streamable_fronts_have_no_blocker():
                                 L.AveragePooling2D((1, 2)))) is None
 
 
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
 def test_layer_norm_formula_below_opset_17_and_op_from_17():
     import keras
     from keras import layers as L
@@ -225,11 +226,17 @@ def test_layer_norm_formula_below_opset_17_and_op_from_17():
     inp = keras.Input((None, 6))
     y = L.LayerNormalization(epsilon=0.01)(L.Dense(6)(inp))
     m = randomize(keras.Model(inp, L.GRU(4, return_sequences=True)(y)), seed=9)
+    rms = L.LayerNormalization(rms_scaling=True)(L.Dense(6)(inp))  # Keras' (deprecated) variance scaling
+    m_rms = randomize(keras.Model(inp, L.GRU(4, return_sequences=True)(rms)), seed=9)
     for opset, has_op in ((13, False), (17, True), (18, True)):
         res = export_model(m, workdir() / "conv_stream" / f"ln_{opset}", opset=opset, chunk=2)
+        res_rms = export_model(m_rms, workdir() / "conv_stream" / f"ln_rms_{opset}", opset=opset, chunk=2)
         for variant, entry in res.report["variants"].items():
             assert ("LayerNormalization" in entry["op_counts"]) == has_op, (opset, variant)
             assert entry["parity"]["max_abs_diff"] <= ATOL
+            rms_entry = res_rms.report["variants"][variant]
+            assert "LayerNormalization" not in rms_entry["op_counts"]
+            assert rms_entry["parity"]["max_abs_diff"] <= ATOL
 
 
 def test_pipeline_cnn_lstm_is_native_and_within_1e6():

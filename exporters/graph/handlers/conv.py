@@ -124,7 +124,8 @@ def _consumers(layer) -> list:
 class WindowHandler(LayerHandler):
     """A convolution or pooling with a window over the spatial axes, channels_last."""
 
-    what = "window"
+    what = "window"       # 'convolution' or 'pooling', for the refusal messages
+    _causal_ok = False    # whether Keras offers padding='causal' for it (Conv1D)
 
     def window(self, layer) -> Window:
         raise NotImplementedError
@@ -165,8 +166,6 @@ class WindowHandler(LayerHandler):
         return None, (f"padding='valid' over {k} frames (dilation {d}) drops the first {reach} frames of "
                       f"the sequence, which a stream cannot do chunk by chunk; put {pad} with ({reach}, 0) "
                       "frames on time right before it")
-
-    _causal_ok = False
 
     def eats(self, layer) -> int | None:
         """Frames of time context this layer consumes from a left ZeroPadding (valid, stride 1)."""
@@ -225,7 +224,8 @@ def _bias(layer):
 
 
 class ConvHandler(WindowHandler):
-    summary = "Conv (groups, dilation); causal Conv1D streams with a left-context cache"
+    summary = ("Conv (groups, dilation); streams with kernel 1 on time, as causal Conv1D (left-context cache) "
+               "or after a left ZeroPadding")
     what = "convolution"
     _causal_ok = True
 
@@ -247,7 +247,7 @@ def _depthwise_weight(kernel: np.ndarray) -> np.ndarray:
 
 
 class DepthwiseConvHandler(WindowHandler):
-    summary = "Conv with group = channels; streams after a left ZeroPadding"
+    summary = "Conv with group = channels; streams with kernel 1 on time or after a left ZeroPadding"
     what = "convolution"
 
     def window(self, layer) -> Window:
@@ -260,7 +260,7 @@ class DepthwiseConvHandler(WindowHandler):
 
 
 class SeparableConvHandler(WindowHandler):
-    summary = "depthwise Conv + pointwise Conv; streams after a left ZeroPadding"
+    summary = "depthwise Conv + pointwise Conv; streams with kernel 1 on time or after a left ZeroPadding"
     what = "convolution"
 
     def window(self, layer) -> Window:
@@ -294,7 +294,7 @@ class PoolingHandler(WindowHandler):
 
 
 class ZeroPaddingHandler(LayerHandler):
-    summary = "Pad; padding the start of time carries the last frames as a cache (streams before a valid window)"
+    summary = "Pad; padding the start of time becomes a cache of the last input frames (streams before a valid window)"
 
     @staticmethod
     def _axes(layer) -> list[int]:
