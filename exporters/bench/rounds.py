@@ -27,7 +27,7 @@ import numpy as np
 
 from .timing import percentiles
 
-MAX_WARMUP_S = 0.3
+MAX_WARMUP_S = 0.15
 CONFIDENCE = 0.95
 
 
@@ -62,7 +62,8 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
         calls: timed calls per block at most.
         block_ms: a block stops adding calls beyond this many milliseconds (estimated at warmup);
             a slow engine still gets one call per block.
-        warmup: untimed calls before the rounds; each block also starts with one untimed call.
+        warmup: untimed calls before the rounds (at most MAX_WARMUP_S once two are done); each block of
+            an engine faster than ``block_ms`` also starts with one untimed call.
         on_round: called with the round index before each round (e.g. to sample the machine load).
 
     Returns:
@@ -72,7 +73,11 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
     if rounds < 1 or calls < 1:
         raise ValueError(f"rounds and calls must be >= 1; got {rounds}, {calls}")
     names = list(engines)
-    per_block = {n: calls_per_block(_warm(engines[n], warmup), calls, block_ms) for n in names}
+    estimate = {n: _warm(engines[n], warmup) for n in names}
+    per_block = {n: calls_per_block(estimate[n], calls, block_ms) for n in names}
+    # a cheap engine's first call after others ran is slower (caches): one untimed call re-warms it;
+    # an engine slower than a block is timed as it comes (that call is the whole block)
+    rewarm = {n: estimate[n] < block_ms for n in names}
     samples = {n: [] for n in names}
     blocks = {n: [] for n in names}
     clock = time.perf_counter_ns
@@ -82,7 +87,8 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn = engines[name]
-            fn()                                   # re-warm after the other engines ran
+            if rewarm[name]:
+                fn()
             block = []
             append = block.append
             for _ in range(per_block[name]):
