@@ -188,9 +188,16 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     built, entries, cache, full_session = {}, {}, {}, None
     fixed_time = None
     for variant in variants:
-        proto, entry, session, fixed_time = _build_and_validate(
-            variant, plan, ref, xs, keras_full, full_session, dynamic_time=dynamic_time, chunk=chunk,
-            opset=opset, atol=atol, name=source["name"], cache=cache, say=say, fixed_time=fixed_time)
+        try:
+            proto, entry, session, fixed_time = _build_and_validate(
+                variant, plan, ref, xs, keras_full, full_session, dynamic_time=dynamic_time, chunk=chunk,
+                opset=opset, atol=atol, name=source["name"], cache=cache, say=say, fixed_time=fixed_time)
+        except UnsupportedLayerError as exc:
+            if explicit or variant != "full" or len(variants) == 1:
+                raise
+            skipped["full"] = str(exc)  # no full at all; the streams are still exact
+            say(f"full: skipped: {exc}")
+            continue
         full_session = session if variant == "full" else full_session
         meta = metadata.describe(
             variant=variant, chunk=chunk, inputs=_io_rows(plan.inputs, variant, chunk, fixed_time),
@@ -294,9 +301,23 @@ def _io_entry(io, dynamic_time: bool) -> dict:
 
 
 def _build(variant, plan, ref, *, chunk, opset, name, cache, fixed_time):
-    if variant == "full" and plan.fallback:
-        return fallback.convert(ref, plan, opset), "fallback: tf2onnx", plan.fallback
-    proto = walker.emit(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache, fixed_time=fixed_time)
+    reason = plan.fallback if variant == "full" else None
+    if reason is None:
+        try:
+            proto = walker.emit(plan, variant, chunk=chunk, opset=opset, name=name, cache=cache,
+                                fixed_time=fixed_time)
+        except UnsupportedLayerError as exc:  # a layer without handler that tf2onnx cannot take alone
+            if variant != "full":
+                raise
+            reason = str(exc)
+    if reason is not None:
+        proto = fallback.convert(ref, plan, opset)
+        try:
+            _serialize(proto)
+        except ModelFormatError as exc:
+            raise UnsupportedLayerError(f"cannot export full: {reason}; and the whole model through tf2onnx "
+                                        f"fails too: {exc}") from None
+        return proto, "fallback: tf2onnx", reason
     if variant == "unrolled":
         bad = sorted({n.op_type for n in proto.graph.node if n.op_type in FORBIDDEN_IN_UNROLLED})
         if bad:

@@ -64,6 +64,9 @@ _PLAIN = {
     "relu6": ("Clip", None),
     "silu": ("silu", None),
     "swish": ("silu", None),
+    "gelu": ("gelu", None),
+    "mish": ("mish", None),
+    "hard_silu": ("hard_silu", None),
 }
 
 
@@ -92,4 +95,14 @@ def emit(g, x: str, name: str, hint: str = "act") -> str:
         return g.node("Clip", [x, lo, hi], name_hint=f"{hint}_relu6")
     if op == "silu":  # x * sigmoid(x)
         return g.node("Mul", [x, g.node("Sigmoid", [x], name_hint=f"{hint}_sig")], name_hint=f"{hint}_silu")
+    if op == "gelu":  # exact: x * (1 + erf(x / sqrt(2))) / 2
+        scaled = g.node("Mul", [x, g.const("f32_inv_sqrt2", np.float32(1.0 / np.sqrt(2.0)))], name_hint=f"{hint}_s")
+        one_plus = g.node("Add", [g.node("Erf", [scaled]), g.const("f32_1", np.float32(1.0))], name_hint=f"{hint}_e")
+        half_x = g.node("Mul", [x, g.const("f32_half", np.float32(0.5))], name_hint=f"{hint}_hx")
+        return g.node("Mul", [half_x, one_plus], name_hint=f"{hint}_gelu")
+    if op == "mish":  # x * tanh(softplus(x))
+        return g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])], name_hint=f"{hint}_mish")
+    if op == "hard_silu":  # x * relu6(x + 3) / 6
+        gate = g.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5, name_hint=f"{hint}_hsig")
+        return g.node("Mul", [x, gate], name_hint=f"{hint}_hard_silu")
     return g.node(op, [x], name_hint=f"{hint}_{op.lower()}", **attrs)

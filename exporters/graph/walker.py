@@ -227,8 +227,6 @@ def plan(model, time_inputs: set) -> Plan:
                     for v in STREAMING:
                         block(v, f"{what} has no rnnx handler, so rnnx cannot tell whether it mixes time "
                                  "steps (register one with exporters.graph.register_layer)")
-                if len(ins) != 1 and fallback is None:
-                    fallback = f"{what} has no rnnx handler and takes {len(ins)} inputs"
             else:
                 for variant in registry.VARIANTS:
                     why = handler.refuse(op, variant)

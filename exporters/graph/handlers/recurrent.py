@@ -3,7 +3,8 @@
 `full` and `stream` get native ONNX `LSTM`/`GRU`/`RNN` nodes (one node per
 cell; a Bidirectional layer is one node with direction=bidirectional and a
 `go_backwards` layer one with direction=reverse); `unrolled` gets plain ops
-per step (`emit_unrolled.py`). States are (batch, units): h, and c for an
+per step (`emit_unrolled.py`), and so does `stream` for a cell whose
+activation the native ops lack (e.g. gelu): its chunk has a known length. States are (batch, units): h, and c for an
 LSTM cell, per cell in order.
 """
 
@@ -40,7 +41,8 @@ class RecurrentHandler(LayerHandler):
     summary = "native LSTM/GRU/RNN op (full, stream); plain ops per step (unrolled)"
 
     def refuse(self, layer, variant):
-        why = _blocker(layer, native=variant != "unrolled")
+        # full needs the native op; a chunk of known length can always be written as plain ops
+        why = _blocker(layer, native=variant == "full")
         if why is not None:
             return why
         if variant != "full" and layer.go_backwards:
@@ -75,7 +77,9 @@ class RecurrentHandler(LayerHandler):
             ins = list(states_in[pos:pos + n_states]) if states_in else None
             pos += n_states
             prefix = call.prefix if len(stack) == 1 else f"{call.prefix}_cell{j}"
-            if ctx.variant == "unrolled":
+            plain = ctx.variant == "unrolled" or (
+                ctx.variant == "stream" and rnn_params.cell_blocker(cell, native=True) is not None)
+            if plain:  # stream of a cell the native op cannot express: its chunk as plain ops
                 x, cell_finals = emit_unrolled.emit(ctx.g, x, p, ctx.chunk, ins, prefix)
             else:
                 x, cell_finals = emit_native.emit(ctx.g, x, p, ins, prefix, seq_lens=call.mask)
