@@ -158,3 +158,13 @@ def test_inspect_flags_a_file_that_does_not_belong_to_its_export_set(model_path,
     (out / "stream.onnx").write_bytes((other / "stream.onnx").read_bytes())  # a file from another export
     shown = _run("inspect", out / "stream.onnx")
     assert shown.exit_code == 0 and "export set: DOES NOT MATCH" in shown.stdout
+
+
+def test_each_command_module_imports_alone():
+    """No import cycle between the command group and its commands (importing one alone works)."""
+    import subprocess
+    import sys
+
+    for module in ("exporters.cli.export", "exporters.cli.quantize", "exporters.cli.bench", "exporters.cli.layers"):
+        res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, f"{module}: {res.stderr[-500:]}"
