@@ -256,7 +256,8 @@ def run(names, reports_dir: Path, metrics_dir: Path, gate: float | None = 1.0) -
     reports_dir.mkdir(parents=True, exist_ok=True)
     report_plots.latency(results, reports_dir / FIGURES["latency"], targets=TARGETS[0][2])
     for key, draw in (("sweep", report_plots.sweep), ("streams", report_plots.streams)):
-        extra = {"target_us": STREAMS_GOAL[2], "at": STREAMS_GOAL[1]} if key == "streams" else {}
+        extra = {"target_us": STREAMS_GOAL[2], "at": STREAMS_GOAL[1], "target_model": STREAMS_GOAL[0]} \
+            if key == "streams" else {}
         if draw(results, reports_dir / FIGURES[key], **extra) is None:
             report_plots.empty(reports_dir / FIGURES[key], f"no {key} figures in these results")
     report_plots.accuracy_drop(results, reports_dir / FIGURES["accuracy_drop"], gate=gate)

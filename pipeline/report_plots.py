@@ -97,13 +97,16 @@ def sweep(results: dict, path: Path) -> Path | None:
     plt = _pyplot()
     fig, axes = _panels(plt, len(swept), 4.2)
     for ax, (name, sw) in zip(axes, swept.items()):
-        for engine, by_t in sw["p50_ms"].items():
+        engines = sorted(sw["p50_ms"], key=lambda e: (not e.startswith("ort"), e))
+        for k, engine in enumerate(engines):
+            by_t = sw["p50_ms"][engine]
             ts = [t for t in sw["lengths"] if str(t) in by_t]
             if not ts:
                 continue
             style = "-" if engine.startswith("ort") else "--"
             width = 2.0 if engine.startswith("ort full") or not engine.startswith("ort") else 0.9
-            ax.plot(ts, [by_t[str(t)] for t in ts], style, marker="o", markersize=3, linewidth=width, label=engine)
+            ax.plot(ts, [by_t[str(t)] for t in ts], style, marker="o", markersize=3, linewidth=width, label=engine,
+                    color=plt.cm.tab20(k % 20))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sw["lengths"], [str(t) for t in sw["lengths"]])
@@ -115,21 +118,24 @@ def sweep(results: dict, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def streams(results: dict, path: Path, target_us: float | None = None, at: int = 64) -> Path | None:
-    """Per-stream cost of one StreamingModel.step against the number of streams (log-log)."""
+def streams(results: dict, path: Path, target_us: float | None = None, at: int = 64,
+            target_model: str | None = None) -> Path | None:
+    """Per-stream cost of one StreamingModel.step against the number of streams (log-log); the goal
+    (``target_us`` at ``at`` streams) is drawn on ``target_model``'s panel (every panel when None)."""
     have = {n: r for n, r in results.items() if any(row.get("streams") for row in r["rows"])}
     if not have:
         return None
     plt = _pyplot()
     fig, axes = _panels(plt, len(have), 4.0)
     for ax, (name, res) in zip(axes, have.items()):
-        for row in res["rows"]:
-            for label, by_n in (row.get("streams") or {}).items():
+        streamed = [row for row in res["rows"] if row.get("streams")]
+        for k, row in enumerate(streamed):
+            for label, by_n in row["streams"].items():
                 ns = sorted(int(n) for n in by_n)
                 style = "-" if label == one_thread(res) else ":"
                 ax.plot(ns, [by_n[str(n)]["per_stream_us"] for n in ns], style, marker="o", markersize=3,
-                        label=f"{row['variant']} {row['precision']}, {label} thr")
-        if target_us:
+                        label=f"{row['variant']} {row['precision']}, {label} thr", color=plt.cm.tab10(k % 10))
+        if target_us and target_model in (None, name):
             ax.axhline(target_us, color="red", linestyle="--", linewidth=1)
             ax.text(at, target_us, f" goal {target_us:g} us at {at} streams", color="red", fontsize=7,
                     va="bottom")
