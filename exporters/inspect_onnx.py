@@ -49,9 +49,10 @@ def describe(path) -> dict:
     for entry in model.metadata_props:
         if entry.key == METADATA_KEY:
             try:
-                meta = Contract.from_json(entry.value).to_dict()
+                Contract.from_json(entry.value)  # the one strict schema; shown as written
             except ModelFormatError as exc:
                 raise ModelFormatError(f"{path.name!r}: {exc}") from None
+            meta = json.loads(entry.value)
         else:
             other[entry.key] = entry.value
     return {
