@@ -1,8 +1,11 @@
 """The command line every DVC stage shares: `python -m pipeline.STAGE NAME [--params] [--DIR ...]`.
 
 A stage module defines what it does for one model; this parses the common
-arguments, reads params.yaml and turns an RnnxError into one line on stderr
-with exit code 1 (DVC then stops the pipeline with that line on screen).
+arguments, reads params.yaml, holds the machine's stage lock while the stage
+runs (`pipeline/lock.py`: exclusive for the benchmark, so no queued
+experiment's stage runs while one is timed; shared for the others) and turns
+an RnnxError into one line on stderr with exit code 1 (DVC then stops the
+pipeline with that line on screen).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from exporters.errors import RnnxError
+from pipeline import lock
 from pipeline.models import MODEL_NAMES
 from pipeline.params import load_params
 
@@ -29,7 +33,9 @@ def stage_main(argv, *, module: str, doc: str, action: Callable[..., int | None]
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        return action(args.name, load_params(args.params), **{d: getattr(args, d) for d in dirs}) or 0
+        params = load_params(args.params)
+        with lock.for_stage(module, args.name):
+            return action(args.name, params, **{d: getattr(args, d) for d in dirs}) or 0
     except RnnxError as exc:
         print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
