@@ -175,7 +175,7 @@ def _shape_cases():
         inp = keras.Input((6, 5))
         return keras.Model(inp, L.Dense(2)(L.Flatten()(L.LSTM(3, return_sequences=True)(inp))))
 
-    def td_conv():  # a frame CNN before the LSTM (seed 000/002): TimeDistributed of tf2onnx-converted layers
+    def td_conv():  # a frame CNN before the LSTM (seed 000/002): TimeDistributed of conv handlers on frames
         inp = keras.Input((None, 8, 8, 1))
         y = L.TimeDistributed(L.Conv2D(3, 3, activation="relu"))(inp)
         y = L.TimeDistributed(L.MaxPooling2D())(y)
