@@ -4,13 +4,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test data install-pipeline install-dev clean
+.PHONY: run test reliability data install-pipeline install-dev clean
 
 run: install-pipeline data
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: install-dev data
 	$(BIN)/python -m pytest -q
+
+# Every fault case of the reliability campaign (crashes, lost or mixed outputs, bad
+# metadata, bad parameters, litter, threads); part of `make test` too.
+RELIABILITY = tests/test_runtime_reliability.py tests/test_runtime_contract.py tests/test_runtime_errors.py \
+	tests/test_export_set.py tests/test_atomic.py tests/test_export_errors.py tests/test_quantize_errors.py \
+	tests/test_params.py tests/test_dvc_deps.py tests/test_packaging.py
+
+reliability: install-dev data
+	$(BIN)/python -m pytest -q $(RELIABILITY)
 
 data:
 	bash scripts/ensure-data.sh

@@ -186,3 +186,14 @@ def test_a_subclassed_model_is_refused(tmp_path):
     model(np.zeros((1, 4, 2), np.float32))
     with pytest.raises(UnsupportedLayerError, match="subclassed"):
         export_model(model, tmp_path / "out")
+
+
+def test_sample_token_ids_outside_the_vocabulary_are_refused(tmp_path):
+    from runtime.errors import InputValueError
+
+    model = extra_model("embedding_gru")  # Embedding(20, ...) over int32 ids
+    ids = np.full((3, 6), 5, np.int32)
+    ids[1, 2] = 20
+    with pytest.raises(InputValueError, match=r"token ids outside \[0, 20\); found 5\.\.20"):
+        export_model(model, tmp_path / "out", samples=ids)
+    assert _no_files(tmp_path / "out")
