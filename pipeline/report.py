@@ -128,8 +128,8 @@ def model_section(name: str, res: dict) -> list[str]:
              f"Keras accuracy {_num(keras.get('accuracy'), '.4f')}; parity against "
              f"{res.get('parity_reference') or 'nothing'}; {res['settings'].get('rounds', '?')} interleaved rounds; "
              f"{res.get('seconds', '?')} s.", "", f"Machine {load_line(res)}.", "",
-             f"Speed-ups (×) are medians of per-round paired ratios, baseline time / onnxruntime time, "
-             f"with the 95% interval in brackets; > 1: onnxruntime is faster.", "",
+             f"Speed-ups (×) are medians of per-round paired ratios of the fastest calls, baseline / "
+             f"onnxruntime, with the 95% interval in brackets; > 1: onnxruntime is faster.", "",
              f"| variant | precision | provider | accuracy | max \\|Δ\\| | mean \\|Δ\\| | argmax agree | "
              f"p50 ms ({t1} thr) | p90 ms | p99 ms | samples/s @{bb or '-'} ({tall} thr) | step p50 µs | size KiB | "
              f"load ms | × tf.function | × XLA | × LiteRT | × XLA throughput @{bb or '-'} |",
@@ -239,8 +239,12 @@ def render(results: dict, verdicts: list[dict]) -> str:
              f"Machine: {summary(first['machine'])}.", "", cuda_line(results), "",
              "Latency is per call (batch 1), throughput is whole sequences per second; stream and unrolled "
              "variants are fed chunk by chunk through the edge runtime. Speed-ups are baseline p50 / "
-             "onnxruntime p50 on the same inputs and threads, timed interleaved in rounds: each is the median of "
-             "the per-round ratios, with its 95% interval.", "",
+             "onnxruntime time on the same inputs and threads, timed interleaved in rounds (each engine a block "
+             "of calls per round): each is the median over rounds of the ratio of the engines' fastest call "
+             "in that round, with its 95% interval. Load from other processes lengthens calls, unevenly "
+             "between engines; the fastest call of a block is the steadiest estimate of an engine's own cost, "
+             "while p50/p90/p99 show every call, load included. The winner of each sequence length is "
+             "decided the same way.", "",
              "## Targets", "", *targets_table(verdicts), "",
              "## Figures", "",
              *[f"![{k}]({v})" for k, v in FIGURES.items()], "",

@@ -37,7 +37,8 @@ def test_paired_ratio_cancels_load_shared_by_a_round():
 def test_calls_per_block():
     assert calls_per_block(0.01, 20, 20.0) == 20          # fast: capped by calls
     assert calls_per_block(5.0, 20, 20.0) == 4            # 4 x 5 ms fit in 20 ms
-    assert calls_per_block(50.0, 20, 20.0) == 1           # slow: one call anyway
+    assert calls_per_block(50.0, 20, 20.0) == 3           # slow: three calls anyway (the fastest counts)
+    assert calls_per_block(50.0, 2, 20.0) == 2            # never more than asked
 
 
 def test_interleave_rotates_and_measures_each_engine():

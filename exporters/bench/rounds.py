@@ -5,15 +5,20 @@ five seconds and then engine B puts that load on one of them only. Here every
 engine of a *group* (the engines compared with each other: same batch, same
 threads) runs one short block of calls per round, A B C, then B C A, ...
 (the order rotates so that no engine always follows the same one), for
-``rounds`` rounds. Each block gives a median call time; the ratio of two
-engines is the median over rounds of their per-round ratio, with a
-distribution-free 95% interval (order statistics of the median). Latency
-percentiles come from every timed call of every block.
+``rounds`` rounds. Each block gives the engine's fastest call of that round:
+load from other processes only ever lengthens a call, and it hits engines
+unevenly (a TensorFlow call that hands work between threads suffers far more
+from an oversubscribed CPU than a single-threaded onnxruntime call), so the
+fastest of a few calls is the steadiest estimate of what the engine itself
+costs. The ratio of two engines is the median over rounds of their per-round
+ratio, with a distribution-free 95% interval (order statistics of the median).
+Latency percentiles (p50/p90/p99) come from every timed call of every block,
+load included.
 
 Example::
 
     engines = {"a": lambda: f(x), "b": lambda: g(x)}
-    got = interleave(engines, rounds=15, calls=20, block_ms=25)
+    got = interleave(engines, rounds=15, calls=20, block_ms=20)
     got["a"]["stats"]["p50"], paired_ratio(got["b"]["blocks"], got["a"]["blocks"])
 """
 
@@ -29,13 +34,16 @@ from .timing import percentiles
 
 MAX_WARMUP_S = 0.15
 CONFIDENCE = 0.95
+MIN_BLOCK_CALLS = 3     # the fastest of fewer calls than this is mostly luck
 
 
 def calls_per_block(estimate_ms: float, calls: int, block_ms: float) -> int:
-    """Timed calls per block: ``calls``, fewer when that would take longer than ``block_ms`` (>= 1)."""
+    """Timed calls per block: ``calls``, fewer when that would take longer than ``block_ms``, but
+    at least MIN_BLOCK_CALLS (or ``calls`` when that is fewer)."""
+    floor = min(MIN_BLOCK_CALLS, max(1, calls))
     if estimate_ms <= 0:
         return max(1, calls)
-    return int(max(1, min(calls, math.floor(block_ms / estimate_ms))))
+    return int(max(floor, min(calls, math.floor(block_ms / estimate_ms))))
 
 
 def _warm(fn: Callable[[], object], warmup: int) -> float:
@@ -67,7 +75,7 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
         on_round: called with the round index before each round (e.g. to sample the machine load).
 
     Returns:
-        name -> {"stats": percentiles of every call (ms), "blocks": per-round median (ms),
+        name -> {"stats": percentiles of every call (ms), "blocks": per-round fastest call (ms),
         "calls_per_block": int}.
     """
     if rounds < 1 or calls < 1:
@@ -96,7 +104,7 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
                 fn()
                 append(clock() - t0)
             samples[name] += block
-            blocks[name].append(float(np.median(block)) / 1e6)
+            blocks[name].append(min(block) / 1e6)
     return {n: {"stats": percentiles(samples[n]), "blocks": blocks[n], "calls_per_block": per_block[n]}
             for n in names}
 

@@ -15,8 +15,8 @@ streams, size and load time, for each thread setting, plus ``speedup``
 (baseline time / onnxruntime time at batch 1) and ``throughput_ratio`` (the
 same at a larger batch) against every baseline measured on the same provider
 and threads. All engines of a comparison are timed interleaved, in rounds
-(``exporters.bench.rounds``): a ratio is the median of per-round ratios, with
-its 95% interval in ``speedup_ci`` / ``throughput_ratio_ci``. The machine's
+(``exporters.bench.rounds``): a ratio is the median of per-round ratios of the
+engines' fastest calls, with its 95% interval in ``speedup_ci`` / ``throughput_ratio_ci``. The machine's
 load over the run is in ``load`` (with a warning when it moved), and
 ``sweep`` holds batch-1 latency against sequence length. Baselines run in
 worker processes (see exporters.bench.worker), which time the onnxruntime

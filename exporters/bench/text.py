@@ -138,7 +138,8 @@ def render(result: dict) -> str:
     lines = [f"model {result['model']}: {st.get('rounds', '?')} interleaved rounds of up to "
              f"{st.get('calls_per_block', '?')} calls per engine, {result.get('seconds', '?')} s",
              data_line(result), f"machine: {bench_machine.summary(result['machine'])}", load_line(result), "",
-             "speed-ups: median of per-round paired ratios [95% interval]; > 1: onnxruntime is faster",
+             "speed-ups: median over rounds of the ratio of each engine's fastest call in the round "
+             "[95% interval]; > 1: onnxruntime is faster",
              f"{'file':<28} {'prov':<5} {'acc':>7} {'max|d|':>8} {'p50 ms':>8} {'p99 ms':>8} "
              f"{'thr/s@' + (bb or '-'):>11} {'step us':>8} {'KiB':>7} {'x tf.function':>20} {'x LiteRT':>20}"]
     for row in result["rows"]:
