@@ -147,6 +147,12 @@ def _lengths(ctx, valid: str, prefix: str) -> str:
 
 class MaskingHandler(LastAxisHandler):
     summary = "zeroes masked steps; their count feeds the RNN ops' sequence_lens (full only)"
+    variants = ("full",)
+
+    def refuse(self, layer, variant):
+        if variant != "full":
+            return "it masks padded steps, and a stream cannot tell padding from a pause; export it as 'full'"
+        return None
 
     def produces_mask(self, layer) -> bool:
         return True
