@@ -206,7 +206,9 @@ def sweep_section(res: dict) -> list[str]:
     for t in ts:
         w = sw["winners"].get(t)
         if w:
-            margin = (f"; runner-up {w['runner_up']} takes {ratio_text(w['margin'], w.get('margin_ci'))}× its time"
+            tie = w.get("margin_ci") and w["margin_ci"][0] <= 1.0
+            margin = (f"; {'a tie within noise: ' if tie else ''}runner-up {w['runner_up']} takes "
+                      f"{ratio_text(w['margin'], w.get('margin_ci'))}× its time"
                       if w.get("runner_up") else "")
             lines.append(f"- T={t}: **{w['engine']}** ({w['p50_ms']:.4f} ms{margin})")
     return lines
@@ -238,7 +240,7 @@ def render(results: dict, verdicts: list[dict]) -> str:
     lines = ["# rnnx benchmark report", "",
              f"Machine: {summary(first['machine'])}.", "", cuda_line(results), "",
              "Latency is per call (batch 1), throughput is whole sequences per second; stream and unrolled "
-             "variants are fed chunk by chunk through the edge runtime. Speed-ups are baseline p50 / "
+             "variants are fed chunk by chunk through the edge runtime. Speed-ups are baseline time / "
              "onnxruntime time on the same inputs and threads, timed interleaved in rounds (each engine a block "
              "of calls per round): each is the median over rounds of the ratio of the engines' fastest call "
              "in that round, with its 95% interval. Load from other processes lengthens calls, unevenly "

@@ -244,6 +244,8 @@ def sweep_table(timed: dict, infos: list[dict], label: str, lengths: list[int], 
         for key, eng in grp.items():
             table.setdefault(names.get(key, key), {})[str(t)] = eng["stats"]
         ranked = sorted(grp.items(), key=lambda kv: float(np.median(kv[1]["blocks"])))
+        if len(ranked) > 1 and paired_ratio(ranked[1][1]["blocks"], ranked[0][1]["blocks"])["ratio"] < 1:
+            ranked[0], ranked[1] = ranked[1], ranked[0]      # the paired comparison decides between the two
         if ranked:
             best = ranked[0]
             entry = {"engine": names.get(best[0], best[0]), "p50_ms": best[1]["stats"]["p50"]}

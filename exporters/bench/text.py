@@ -99,7 +99,9 @@ def sweep_lines(result: dict) -> list[str]:
     for t in lengths:
         w = sweep["winners"].get(t)
         if w:
-            margin = (f"; runner-up {w['runner_up']} takes {ratio_text(w['margin'], w.get('margin_ci'))}x its time"
+            tie = w.get("margin_ci") and w["margin_ci"][0] <= 1.0
+            margin = (f"; {'a tie within noise: ' if tie else ''}runner-up {w['runner_up']} takes "
+                      f"{ratio_text(w['margin'], w.get('margin_ci'))}x its time"
                       if w.get("runner_up") else "")
             lines.append(f"  T={t}: {w['engine']} wins ({w['p50_ms']:.4f} ms{margin})")
     return lines
