@@ -95,13 +95,17 @@ def check_active(requested: Sequence[ProviderSpec] | str | None, resolved: list,
 def session_options(threads: int | None) -> ort.SessionOptions:
     """Session options with ``threads`` intra-op threads (``None``: onnxruntime's default).
 
-    Everything else stays at onnxruntime's defaults, on measurement: for the
-    LSTM(128) stream step and full file at batch 1, on 1 and 2 threads, none of
-    intra-op spinning on/off, denormals as zero, graph optimization level
-    basic/extended/all, the CPU memory arena or memory pattern off, or parallel
-    execution moved the time by more than its own noise (every paired speed-up
-    between 0.95 and 1.04, each 95% interval containing 1;
-    ``scripts/bench_session_options.py``).
+    Everything else stays at onnxruntime's defaults, on measurement
+    (``scripts/bench_session_options.py``, paired speed-ups over these options
+    with 95% intervals, LSTM(128) and GRU(128) stream step and full file at
+    batch 1, 1 and 2 threads): intra-op spinning on/off, denormals as zero,
+    graph optimization level basic/extended/all and parallel execution all
+    stayed within 0.98-1.03 with intervals containing 1. Memory pattern off was
+    1-2% slower. CPU arena off was 4.6% [2.9-7.2%] faster for a bare GRU step
+    run with a feed dict on 1 thread, but within noise on 2 threads and for the
+    full files and the LSTM; the runtime's steps run pre-bound outputs, which
+    allocate nothing per call, so it is not worth the larger cost of
+    unpooled allocations for batch scoring.
     """
     options = ort.SessionOptions()
     if threads is not None:
