@@ -34,7 +34,8 @@ def test_dvc_repro_on_a_tiny_configuration(tmp_path, tiny_params):
     params["train"]["cnn_lstm"]["epochs"] = 1
     params["export"]["samples"] = 64
     params["quantize"].update({"calibration_samples": 32, "eval_samples": 64, "max_drop": 100.0})
-    params["benchmark"].update({"reps": 5, "batches": [1, 8], "threads": ["1"], "litert": False, "samples": 64})
+    params["benchmark"].update({"reps": 5, "batches": [1, 8], "threads": ["1"], "litert": False, "samples": 64,
+                                "rounds": 3, "sweep": [], "streams": [1], "per_model": {}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     _dvc(tmp_path, "init", "--no-scm", "-q")
     _dvc(tmp_path, "config", "core.analytics", "false")

@@ -53,7 +53,8 @@ def _tiny_project(tmp_path, tiny_params) -> Path:
     params["quantize"].update({"calibration_samples": 32, "eval_samples": 64, "max_drop": 100.0,
                                "allow_larger": True})        # int8 of an LSTM(4) is not smaller
     params["benchmark"].update({"reps": 5, "batches": [1, 8], "threads": ["1"], "litert": False, "samples": 64,
-                                "providers": ["cpu"]})
+                                "providers": ["cpu"],
+                                "rounds": 3, "sweep": [], "streams": [1], "per_model": {}})
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / ".gitignore").write_text("__pycache__/\n")
     _git(repo, "init", "-q")
