@@ -1,8 +1,12 @@
 """Shared pytest settings: quiet TensorFlow, a tiny pipeline configuration."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The stage locks (pipeline/lock.py) of this test session live apart from the machine's, so a
+# pipeline running beside the tests neither waits for them nor makes them wait.
+os.environ.setdefault("RNNX_LOCK_DIR", tempfile.mkdtemp(prefix="rnnx-test-locks-"))
 
 import copy  # noqa: E402
 
@@ -15,6 +19,7 @@ TINY_PARAMS = {
     "tasks": {"clips": {"frames": 4, "canvas": 20, "item": 14},
               "chars": {"sentence": "*hello world."}},
     "train": {
+        "distribute": "none",
         "lstm": {"units": 24, "epochs": 2, "batch_size": 32},
         "gru": {"units": 24, "epochs": 2, "batch_size": 32},
         "cnn_lstm": {"filters": [4], "kernel": 3, "units": 12, "dense": 32, "epochs": 3,
