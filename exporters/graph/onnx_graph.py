@@ -125,6 +125,14 @@ class GraphBuilder:
         return model
 
 
+def reduce_over(g: GraphBuilder, op: str, x: str, axes: list, keepdims: bool, opset: int, hint: str) -> str:
+    """ONNX Reduce* (ReduceMean, ReduceMax, ...) over `axes`: an input from opset 18, an attribute before."""
+    if opset >= 18:
+        return g.node(op, [x, g.const(f"axes_{'_'.join(map(str, axes))}", np.array(axes, np.int64))],
+                      keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
+    return g.node(op, [x], axes=list(axes), keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
+
+
 def _rename_input(node, old: str, new: str) -> None:
     """Point every use of `old` in `node` (and its sub-graphs) at `new`."""
     for i, name in enumerate(node.input):

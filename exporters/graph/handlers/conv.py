@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import activations, registry
+from ..onnx_graph import reduce_over
 from ..registry import Call, LayerHandler, StateDecl
 
 KIND = "conv"           # state kind of every left-context cache (conv_in_<k> / conv_out_<k>)
@@ -42,14 +43,6 @@ _INT64_MAX = np.iinfo(np.int64).max
 def sees_time(layer) -> bool:
     """Whether `layer` is called in the model's graph (axis 1 is time), not run on frames by a wrapper."""
     return bool(getattr(layer, "_inbound_nodes", None))
-
-
-def reduce_over(g, op: str, x: str, axes: list, keepdims: bool, opset: int, hint: str) -> str:
-    """ONNX Reduce* over `axes` (an input from opset 18, an attribute before)."""
-    if opset >= 18:
-        return g.node(op, [x, g.const(f"axes_{'_'.join(map(str, axes))}", np.array(axes, np.int64))],
-                      keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
-    return g.node(op, [x], axes=list(axes), keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
 
 
 @dataclass(frozen=True)

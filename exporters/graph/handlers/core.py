@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations
+from ..onnx_graph import reduce_over
 from ..registry import Call, LayerHandler
 
 
@@ -165,10 +166,7 @@ class MaskingHandler(LastAxisHandler):
         value = g.const(f"{call.prefix}_mask_value", np.float32(call.layer.mask_value))
         differs = g.node("Cast", [g.node("Not", [g.node("Equal", [call.inputs[0], value])])], to=1,
                          name_hint=f"{call.prefix}_differs")
-        if ctx.opset >= 18:
-            return g.node("ReduceMax", [differs, g.const("axes_m1", np.array([-1], np.int64))], keepdims=0,
-                          name_hint=f"{call.prefix}_valid")
-        return g.node("ReduceMax", [differs], axes=[-1], keepdims=0, name_hint=f"{call.prefix}_valid")
+        return reduce_over(g, "ReduceMax", differs, [-1], False, ctx.opset, f"{call.prefix}_valid")
 
     def emit_mask(self, ctx, call: Call) -> str:
         g = ctx.g

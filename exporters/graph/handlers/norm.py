@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import Call, LayerHandler
-from .conv import reduce_over, sees_time
+from ..onnx_graph import reduce_over
+from .conv import sees_time
 
 
 def _rank(layer) -> int | None:

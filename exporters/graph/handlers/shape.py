@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
+from ..onnx_graph import reduce_over
 from ..registry import Call, LayerHandler
 
 
@@ -141,11 +142,7 @@ class GlobalPooling1DHandler(LayerHandler):
     def emit(self, ctx, call: Call) -> list[str]:
         g = ctx.g
         op = "ReduceMax" if "Max" in type(call.layer).__name__ else "ReduceMean"
-        keep = 1 if call.layer.keepdims else 0
-        if ctx.opset >= 18:
-            return [g.node(op, [call.inputs[0], g.const("axes_1", np.array([1], np.int64))], keepdims=keep,
-                           name_hint=call.prefix)]
-        return [g.node(op, [call.inputs[0]], axes=[1], keepdims=keep, name_hint=call.prefix)]
+        return [reduce_over(g, op, call.inputs[0], [1], bool(call.layer.keepdims), ctx.opset, call.prefix)]
 
 
 def register() -> None:
