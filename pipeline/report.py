@@ -23,7 +23,7 @@ from pathlib import Path
 from exporters import atomic
 from exporters.bench.machine import summary
 from exporters.bench.text import (all_threads, baseline, big_batch, data_line, headline, load_line, one_thread,
-                                  ratio_text)
+                                  ratio_text, winner_margin)
 from exporters.errors import ConfigError, RnnxError
 from pipeline import models, report_plots
 from pipeline.outputs import write_json
@@ -206,11 +206,7 @@ def sweep_section(res: dict) -> list[str]:
     for t in ts:
         w = sw["winners"].get(t)
         if w:
-            tie = w.get("margin_ci") and w["margin_ci"][0] <= 1.0
-            margin = (f"; {'a tie within noise: ' if tie else ''}runner-up {w['runner_up']} takes "
-                      f"{ratio_text(w['margin'], w.get('margin_ci'))}× its time"
-                      if w.get("runner_up") else "")
-            lines.append(f"- T={t}: **{w['engine']}** ({w['p50_ms']:.4f} ms{margin})")
+            lines.append(f"- T={t}: **{w['engine']}** ({w['p50_ms']:.4f} ms{winner_margin(w, '×')})")
     return lines
 
 

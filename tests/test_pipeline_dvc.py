@@ -21,14 +21,19 @@ def _dvc(cwd, *args, check=True):
     return run
 
 
-def test_dvc_repro_on_a_tiny_configuration(tmp_path, tiny_params):
-    """`dvc repro` in a copy of the project with tiny params: every model through every stage."""
+def copy_project(dest: Path) -> None:
+    """Copy what the pipeline runs (dvc.yaml and the three packages) into `dest`."""
     for item in ("dvc.yaml", "pipeline", "exporters", "runtime"):
         src = ROOT / item
         if src.is_dir():
-            shutil.copytree(src, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(src, tmp_path / item)
+            shutil.copy(src, dest / item)
+
+
+def test_dvc_repro_on_a_tiny_configuration(tmp_path, tiny_params):
+    """`dvc repro` in a copy of the project with tiny params: every model through every stage."""
+    copy_project(tmp_path)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update({k: v for k, v in tiny_params.items() if k != "export"})
     params["train"]["cnn_lstm"]["epochs"] = 1

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from test_pipeline_dvc import ROOT, _dvc
+from test_pipeline_dvc import ROOT, _dvc, copy_project
 
 TARGET = os.environ.get("RNNX_SWEEP_TARGET", "export@lstm")
 KEEP = r"Experiment|State|train.lstm.units|test_accuracy|^full.max_abs_diff|^full.file_bytes|" \
@@ -39,12 +38,7 @@ def _tiny_project(tmp_path, tiny_params) -> Path:
     """A git + DVC copy of the project with a tiny lstm configuration (as test_pipeline_dvc does)."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for item in ("dvc.yaml", "pipeline", "exporters", "runtime"):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, repo / item)
+    copy_project(repo)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update({k: v for k, v in copy.deepcopy(tiny_params).items() if k != "export"})
     params["data"].update({"val_size": 64, "train_limit": 320, "test_limit": 200})

@@ -99,12 +99,17 @@ def sweep_lines(result: dict) -> list[str]:
     for t in lengths:
         w = sweep["winners"].get(t)
         if w:
-            tie = w.get("margin_ci") and w["margin_ci"][0] <= 1.0
-            margin = (f"; {'a tie within noise: ' if tie else ''}runner-up {w['runner_up']} takes "
-                      f"{ratio_text(w['margin'], w.get('margin_ci'))}x its time"
-                      if w.get("runner_up") else "")
-            lines.append(f"  T={t}: {w['engine']} wins ({w['p50_ms']:.4f} ms{margin})")
+            lines.append(f"  T={t}: {w['engine']} wins ({w['p50_ms']:.4f} ms{winner_margin(w)})")
     return lines
+
+
+def winner_margin(w: dict, times: str = "x") -> str:
+    """How far behind a sweep winner its runner-up is ('; runner-up E takes 1.2 [1.1-1.3]x its time')."""
+    if not w.get("runner_up"):
+        return ""
+    tie = w.get("margin_ci") and w["margin_ci"][0] <= 1.0
+    return (f"; {'a tie within noise: ' if tie else ''}runner-up {w['runner_up']} takes "
+            f"{ratio_text(w['margin'], w.get('margin_ci'))}{times} its time")
 
 
 def stream_lines(result: dict) -> list[str]:
