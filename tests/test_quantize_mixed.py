@@ -63,8 +63,12 @@ def test_int8_stream_gru_streams_with_the_runtime(fashion, tmp_path):
     out = tmp_path / "stream.int8-dynamic.onnx"
     rep = quantize_model(c.paths["stream"], out, "int8-dynamic", evaluation=c.evaluation, max_drop=3.0)
     ops = rep["op_counts"]["quantized"]
-    assert "GRU" not in ops and ops["MatMulInteger"] >= 3 and rep["recurrent_weights"] == "int8"
-    assert rep["unrolled"]["unrolled"] and rep["size"]["ratio"] <= 0.35, rep["size"]
+    assert "GRU" not in ops and ops["MatMulInteger"] >= 2 and rep["recurrent_weights"] == "int8"  # [x, h] and head
+    # one GEMM of [x, h] per step: its matrix keeps x and h apart with zero blocks, which int8 stores too
+    assert rep["unrolled"]["unrolled"] and rep["unrolled"]["zero_weights"] > 0
+    assert rep["size"]["ratio"] <= 0.40, rep["size"]
+    if rep["size"]["ratio"] > 0.30:
+        assert any("zero weights" in note for note in rep["notes"]), rep["notes"]
     graph = onnx.load(str(out)).graph
     assert [(t.name, t.type.tensor_type.elem_type) for t in graph.input] == [("x", 1), ("h_in_0", 1)]
     assert [(t.name, t.type.tensor_type.elem_type) for t in graph.output] == [("y", 1), ("h_out_0", 1)]

@@ -37,6 +37,7 @@ def _run(model, feed):
     return sess.run(None, feed)
 
 
+@pytest.mark.parametrize("steps", [T, 1])
 @pytest.mark.parametrize("op, gates, attrs", [
     ("GRU", 3, {"linear_before_reset": 1}),
     ("GRU", 3, {"linear_before_reset": 0}),
@@ -44,15 +45,19 @@ def _run(model, feed):
     ("LSTM", 4, {"activations": ["HardSigmoid", "Tanh", "Tanh"], "activation_alpha": [1 / 6],
                  "activation_beta": [0.5]}),
 ])
-def test_unrolled_cell_equals_the_native_op(op, gates, attrs):
-    model = _model(op, gates, **attrs)
+def test_unrolled_cell_equals_the_native_op(op, gates, attrs, steps):
+    model = _model(op, gates, steps=steps, **attrs)
     rng = np.random.default_rng(1)
-    feed = {"x": rng.normal(size=(T, 2, I)).astype(np.float32), "h0": rng.normal(size=(1, 2, H)).astype(np.float32)}
+    feed = {"x": rng.normal(size=(steps, 2, I)).astype(np.float32),
+            "h0": rng.normal(size=(1, 2, H)).astype(np.float32)}
     if op == "LSTM":
         feed["c0"] = rng.normal(size=(1, 2, H)).astype(np.float32)
     want = _run(model, feed)
     report = unroll_recurrent(model)
-    assert report == {"unrolled": ["cell"], "kept": {}}
+    padded = steps == 1 and op == "GRU"  # the one-step GRU's fused matrix keeps x and h apart with zeros
+    lbr = attrs.get("linear_before_reset", 0)
+    assert report == {"unrolled": ["cell"], "kept": {}, **({"zero_weights": (I + H) * H if lbr else H * H}
+                                                            if padded else {})}
     ops = {n.op_type for n in model.graph.node}
     assert op not in ops and "MatMul" in ops
     onnx.checker.check_model(model)
@@ -60,9 +65,12 @@ def test_unrolled_cell_equals_the_native_op(op, gates, attrs):
     for w, g in zip(want, got):
         assert w.shape == g.shape
         np.testing.assert_allclose(g, w, atol=2e-6)
-    # one copy of each weight, read by every step
-    assert {i.name for i in model.graph.initializer} >= {"cell_Wt", "cell_bx"}
-    assert not {"cell_W", "cell_R"} & {i.name for i in model.graph.initializer}
+    # one copy of each weight, read by every step; one step reads [x, h] with both at once
+    names = {i.name for i in model.graph.initializer}
+    assert names >= ({"cell_Wt", "cell_bx"} if steps > 1 else {"cell_WRt"})
+    if steps == 1:
+        two = op == "GRU" and not attrs.get("linear_before_reset")  # (r * h) @ R_h needs r first
+        assert sum(n.op_type == "MatMul" for n in model.graph.node) == (2 if two else 1)
 
 
 def test_a_node_without_a_fixed_chunk_is_kept_with_the_reason():
@@ -72,3 +80,30 @@ def test_a_node_without_a_fixed_chunk_is_kept_with_the_reason():
     assert [n.op_type for n in model.graph.node] == ["GRU"]
     reverse = _model("GRU", 3, direction="reverse")
     assert "direction" in unroll_recurrent(reverse)["kept"]["cell"]
+
+
+def test_folding_round_trips_keeps_a_one_step_stream_model_exact():
+    """The wrappers a native op needed (Transpose/Unsqueeze in, Squeeze out, Identity to the
+    outputs) go once the op is unrolled; the model computes the same, with its I/O names."""
+    from exporters.quantize.graph import fold_round_trips
+    from runtime_fixtures import lstm_exports
+
+    path = lstm_exports()["stream"]
+    model = onnx.load(str(path))
+    rng = np.random.default_rng(2)
+    feed = {}
+    for vi in model.graph.input:
+        shape = [d.dim_value or 3 for d in vi.type.tensor_type.shape.dim]
+        feed[vi.name] = rng.normal(size=shape).astype(np.float32)
+    want = _run(model, feed)
+    assert len(unroll_recurrent(model)["unrolled"]) == 2
+    before = len(model.graph.node)
+    removed = fold_round_trips(model)
+    onnx.checker.check_model(model)
+    ops = [n.op_type for n in model.graph.node]
+    assert removed > 0 and len(ops) == before - removed
+    assert not {"Transpose", "Unsqueeze", "Identity"} & set(ops)
+    assert [o.name for o in model.graph.output] == [o.name for o in onnx.load(str(path)).graph.output]
+    for w, g in zip(want, _run(model, feed)):
+        assert w.shape == g.shape
+        np.testing.assert_allclose(g, w, atol=2e-6)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 NONDETERMINISTIC = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial")
 
 
@@ -181,6 +183,169 @@ def shorten_new_names(model, original: set) -> int:
             node.name = short("n")
     _rename_inputs(g, rename)
     return len(rename)
+
+
+def _axes(node, consts: dict) -> list | None:
+    """The `axes` of a Squeeze/Unsqueeze (attribute before opset 13, input from 13), or None."""
+    from onnx import helper
+
+    for attr in node.attribute:
+        if attr.name == "axes":
+            return [int(a) for a in helper.get_attribute_value(attr)]
+    if len(node.input) > 1 and node.input[1] in consts:
+        return [int(a) for a in consts[node.input[1]].reshape(-1)]
+    return None
+
+
+def fold_round_trips(model) -> int:
+    """Remove the reshaping a recurrent op needed once rnnx has unrolled it; returns nodes removed.
+
+    A native LSTM/GRU reads time-major 3-D inputs and 3-D states, so an export wraps it in
+    Transpose/Unsqueeze and unwraps it with Squeeze. Unrolled, each step works on 2-D
+    tensors, and those wrappers become round trips that cost onnxruntime a kernel call
+    (and a copy) each, per call of the stream model. Three rewrites, main graph only:
+
+    - Squeeze(Unsqueeze(t, axes), axes) -> t (and dropping fewer axes than were inserted,
+      an Unsqueeze of what remains);
+    - Squeeze(Transpose(t, perm), [a]) -> Squeeze(t, [perm[a]]) when the other axes keep
+      their order (a length-1 axis moved, then dropped);
+    - an Identity from a node's output to a graph output: the node writes the graph output.
+
+    Repeated until nothing changes (a fold can expose the next one between two layers).
+    """
+    total = 0
+    while True:
+        before = len(model.graph.node)
+        total += _fold_once(model)
+        if len(model.graph.node) == before:
+            return total
+
+
+def _fold_once(model) -> int:
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    producer = {out: node for node in g.node for out in node.output}
+    outputs = {o.name for o in g.output}
+    protected = outputs | {i.name for i in g.input} | set(consts)
+    rename: dict = {}
+    removed = 0
+    new_nodes = []
+
+    def resolve(name):
+        while name in rename:
+            name = rename[name]
+        return name
+
+    for node in g.node:
+        src = producer.get(resolve(node.input[0])) if node.input else None
+        if node.op_type == "Squeeze" and src is not None and src.domain in ("", "ai.onnx"):
+            axes = _axes(node, consts)
+            inserted = _axes(src, consts) if src.op_type == "Unsqueeze" else None
+            if (inserted is not None and axes is not None and min(axes + inserted) >= 0
+                    and set(axes) <= set(inserted)):
+                left = sorted(set(inserted) - set(axes))
+                if not left:
+                    target = resolve(src.input[0])
+                else:  # fewer axes inserted than dropped: one Unsqueeze of what remains
+                    left = [p - sum(q < p for q in axes) for p in left]
+                    new_nodes.append(_unsqueeze(g, consts, node, resolve(src.input[0]), left,
+                                                attribute=any(a.name == "axes" for a in node.attribute)))
+                    producer[node.output[0]] = new_nodes[-1]
+                    continue
+            elif src.op_type == "Transpose" and axes is not None and len(axes) == 1:
+                perm = [int(p) for a in src.attribute if a.name == "perm" for p in a.ints]
+                a = axes[0] % len(perm) if perm else None
+                rest = [p for i, p in enumerate(perm) if i != a] if perm else None
+                if rest is None or rest != sorted(rest):
+                    new_nodes.append(node)
+                    continue
+                axis = numpy_helper.from_array(np.array([perm[a]], np.int64), f"{node.name or node.output[0]}_axes")
+                g.initializer.append(axis)
+                consts[axis.name] = np.array([perm[a]], np.int64)
+                squeeze = helper.make_node("Squeeze", [resolve(src.input[0]), axis.name], list(node.output),
+                                           name=node.name)
+                if any(a.name == "axes" for a in node.attribute):  # opset < 13: axes stay an attribute
+                    squeeze = helper.make_node("Squeeze", [resolve(src.input[0])], list(node.output),
+                                               name=node.name, axes=[perm[a]])
+                new_nodes.append(squeeze)
+                producer[node.output[0]] = squeeze
+                continue
+            else:
+                new_nodes.append(node)
+                continue
+            if node.output[0] in outputs:
+                new_nodes.append(helper.make_node("Identity", [target], [node.output[0]], name=node.name))
+            else:
+                rename[node.output[0]] = target
+                removed += 1
+            continue
+        new_nodes.append(node)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    _rename_inputs(g, {k: resolve(k) for k in rename})
+    # an Identity into a graph output: let the producer write the output itself
+    producer = {out: node for node in g.node for out in node.output}
+    drop = set()
+    for node in g.node:
+        if node.op_type != "Identity" or node.output[0] not in outputs:
+            continue
+        t = node.input[0]
+        if t in protected or t not in producer:
+            continue
+        out = node.output[0]
+        src = producer[t]
+        src.output[list(src.output).index(t)] = out
+        _rename_inputs(g, {t: out})
+        drop.add(id(node))
+        protected.add(out)
+    kept = [n for n in g.node if id(n) not in drop]
+    removed += len(drop)
+    removed += _drop_dead(g, kept)
+    _drop_unused_initializers(g)
+    return removed
+
+
+def _unsqueeze(graph, consts: dict, like, source: str, axes: list, *, attribute: bool):
+    """An Unsqueeze of `source` at `axes` that writes `like`'s outputs (axes as `like` held them)."""
+    from onnx import helper, numpy_helper
+
+    if attribute:
+        return helper.make_node("Unsqueeze", [source], list(like.output), name=like.name, axes=axes)
+    value = np.array(axes, np.int64)
+    init = numpy_helper.from_array(value, f"{like.name or like.output[0]}_axes")
+    graph.initializer.append(init)
+    consts[init.name] = value
+    return helper.make_node("Unsqueeze", [source, init.name], list(like.output), name=like.name)
+
+
+def _drop_dead(graph, nodes: list) -> int:
+    """Keep in `graph` only the nodes of `nodes` whose outputs something reads; returns how many went."""
+    used = {o.name for o in graph.output}
+    alive = []
+    for node in reversed(nodes):
+        if any(o in used for o in node.output if o) or node.op_type in NONDETERMINISTIC:
+            alive.append(node)
+            used.update(node.input)
+            for sub in _graphs_of(node):
+                for inner in sub.node:
+                    used.update(inner.input)
+    alive.reverse()
+    del graph.node[:]
+    graph.node.extend(alive)
+    return len(nodes) - len(alive)
+
+
+def _graphs_of(node):
+    from onnx import AttributeProto
+
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            yield from _graphs(attr.g)
+        elif attr.type == AttributeProto.GRAPHS:
+            for sub in attr.graphs:
+                yield from _graphs(sub)
 
 
 def _elements(tensor) -> int:

@@ -5,7 +5,10 @@ A stream variant runs its recurrence over a chunk of T steps, T fixed in the
 graph, so each recurrent node can be written out step by step in pure ONNX
 graph surgery: one MatMul for the inputs of the whole chunk, then per step a
 MatMul with the recurrent weights and the gate arithmetic (Add, Mul, Sigmoid,
-Tanh). onnxruntime's quantizers make those MatMuls int8. Graph inputs and
+Tanh). A chunk of one step reads [x, h] through one matrix instead (one GEMM
+per call; a GRU's matrix keeps its x and h parts of the candidate apart with
+zero blocks). Gates that share an activation get one activation call (LSTM
+i, o, f; GRU z, r). onnxruntime's quantizers make those MatMuls int8. Graph inputs and
 outputs (the states included) are untouched; only the recurrent node changes.
 
 Follows the ONNX operator spec (opset 14+): gates z, r, h for GRU (with
@@ -25,6 +28,7 @@ class _Builder:
     def __init__(self, graph, prefix: str, taken: set):
         self.graph, self.prefix, self.taken = graph, prefix, taken
         self.nodes, self.inits = [], []
+        self.zero_weights = 0   # padding in fused weight matrices
 
     def name(self, hint: str) -> str:
         base = f"{self.prefix}_{hint}"
@@ -138,33 +142,59 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -
     f, g = acts
     if not ins[5]:
         raise ValueError("no initial_h")
-    # input projection for the whole chunk, with every bias that is not gated by r
+    # biases that are not gated by r go with the input projection
     bx = wb + np.concatenate([rb[:2 * H], rb[2 * H:] if not lbr else np.zeros(H, rb.dtype)])
-    xw = b.op("MatMul", [ins[0], b.const("Wt", W.T.astype(np.float32), exact=f"{_stem(ins[1])}_Wt")], "xw")
-    xw = b.op("Add", [xw, b.const("bx", bx.astype(np.float32), exact=f"{_stem(ins[1])}_bx")], "xw_b")
-    split3 = b.const("split3", np.array([H, H, H], np.int64))
+    Wt, Rt = W.T.astype(np.float32), R.T.astype(np.float32)     # (I, 3H), (H, 3H)
+    split_zr = b.const("split_zr_h", np.array([2 * H, H], np.int64))
     split2 = b.const("split2", np.array([H, H], np.int64))
-    Rt = R.T.astype(np.float32)                                 # (H, 3H)
-    if lbr:
-        r_all = b.const("Rt", Rt, exact=f"{_stem(ins[1])}_Rt")
-        bh = b.const("bh", np.concatenate([np.zeros(2 * H), rb[2 * H:]]).astype(np.float32),
-                     exact=f"{_stem(ins[1])}_bh")
-    else:
-        r_zr = b.const("Rt_zr", np.ascontiguousarray(Rt[:, :2 * H]), exact=f"{_stem(ins[1])}_Rt_zr")
-        r_h = b.const("Rt_h", np.ascontiguousarray(Rt[:, 2 * H:]), exact=f"{_stem(ins[1])}_Rt_h")
     h = _initial(b, ins[5], axes0)
+    if steps == 1:
+        # one step: a single MatMul of [x, h] with the weights of both, as columns
+        # [z r (x and h) | h-candidate from x | from h (lbr)]; one integer GEMM once quantized
+        I = Wt.shape[0]
+        cols = [np.concatenate([Wt[:, :2 * H], Rt[:, :2 * H]]), np.concatenate([Wt[:, 2 * H:], np.zeros((H, H))])]
+        bias = [bx[:2 * H], bx[2 * H:]]
+        if lbr:
+            cols.append(np.concatenate([np.zeros((I, H)), Rt[:, 2 * H:]]))
+            bias.append(rb[2 * H:])
+        wr_value = np.concatenate(cols, axis=1).astype(np.float32)
+        b.zero_weights += (I + H) * H if lbr else H * H
+        wr = b.const("WRt", wr_value, exact=f"{_stem(ins[1])}_WRt")
+        step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
+        gates = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
+                             b.const("b", np.concatenate(bias).astype(np.float32))], "t0_gates")
+        sizes = [2 * H, H] + ([H] if lbr else [])
+        parts = b.op("Split", [gates, b.const("split_gates", np.array(sizes, np.int64))], "t0_split",
+                     n_out=len(sizes), axis=-1)
+        zr_in, xh = parts[0], parts[1]
+        hh = parts[2] if lbr else None
+        step_parts = lambda t: (zr_in, xh, hh)  # noqa: E731
+    else:
+        xw = b.op("MatMul", [ins[0], b.const("Wt", Wt, exact=f"{_stem(ins[1])}_Wt")], "xw")
+        xw = b.op("Add", [xw, b.const("bx", bx.astype(np.float32), exact=f"{_stem(ins[1])}_bx")], "xw_b")
+        if lbr:
+            r_all = b.const("Rt", Rt, exact=f"{_stem(ins[1])}_Rt")
+            bh = b.const("bh", np.concatenate([np.zeros(2 * H), rb[2 * H:]]).astype(np.float32),
+                         exact=f"{_stem(ins[1])}_bh")
+        else:
+            r_zr = b.const("Rt_zr", np.ascontiguousarray(Rt[:, :2 * H]), exact=f"{_stem(ins[1])}_Rt_zr")
+
+        def step_parts(t):
+            xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
+            xzr, xh = b.op("Split", [xt, split_zr], f"t{t}_xgates", n_out=2, axis=-1)
+            if lbr:
+                hr = b.op("Add", [b.op("MatMul", [h, r_all], f"t{t}_hr"), bh], f"t{t}_hr_b")
+                hzr, hh = b.op("Split", [hr, split_zr], f"t{t}_hgates", n_out=2, axis=-1)
+            else:
+                hzr, hh = b.op("MatMul", [h, r_zr], f"t{t}_hr"), None
+            return b.op("Add", [xzr, hzr], f"t{t}_zr_in"), xh, hh
+    if not lbr:
+        r_h = b.const("Rt_h", np.ascontiguousarray(Rt[:, 2 * H:]), exact=f"{_stem(ins[1])}_Rt_h")
     ys = []
     for t in range(steps):
-        xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
-        xz, xr, xh = b.op("Split", [xt, split3], f"t{t}_xgates", n_out=3, axis=-1)
-        if lbr:
-            hr = b.op("Add", [b.op("MatMul", [h, r_all], f"t{t}_hr"), bh], f"t{t}_hr_b")
-            hz, hrr, hh = b.op("Split", [hr, split3], f"t{t}_hgates", n_out=3, axis=-1)
-        else:
-            hz, hrr = b.op("Split", [b.op("MatMul", [h, r_zr], f"t{t}_hr"), split2], f"t{t}_hgates",
-                           n_out=2, axis=-1)
-        z = _act(b, f, b.op("Add", [xz, hz], f"t{t}_z_in"), f"t{t}_z")
-        r = _act(b, f, b.op("Add", [xr, hrr], f"t{t}_r_in"), f"t{t}_r")
+        zr_in, xh, hh = step_parts(t)
+        # z and r are side by side: one activation over both
+        z, r = b.op("Split", [_act(b, f, zr_in, f"t{t}_zr"), split2], f"t{t}_zr_split", n_out=2, axis=-1)
         if lbr:
             gated = b.op("Mul", [r, hh], f"t{t}_rh")
         else:
@@ -184,18 +214,29 @@ def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) 
     f, g, hact = _activations(attrs, 3, ["Sigmoid", "Tanh", "Tanh"])
     if not ins[5] or not ins[6]:
         raise ValueError("no initial_h/initial_c")
-    xw = b.op("MatMul", [ins[0], b.const("Wt", W.T.astype(np.float32), exact=f"{_stem(ins[1])}_Wt")], "xw")
-    xw = b.op("Add", [xw, b.const("bx", (B[:4 * H] + B[4 * H:]).astype(np.float32), exact=f"{_stem(ins[1])}_bx")],
-              "xw_b")
-    r_all = b.const("Rt", R.T.astype(np.float32), exact=f"{_stem(ins[1])}_Rt")
-    split4 = b.const("split4", np.array([H] * 4, np.int64))
+    bias = (B[:4 * H] + B[4 * H:]).astype(np.float32)
     h, c = _initial(b, ins[5], axes0), _initial(b, ins[6], axes0)
+    if steps == 1:
+        # one step: a single MatMul of [x, h] with [W; R] (one integer GEMM once quantized)
+        step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
+        wr = b.const("WRt", np.concatenate([W.T, R.T]).astype(np.float32), exact=f"{_stem(ins[1])}_WRt")
+        fused = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"), b.const("b", bias)], "t0_gates")
+        step_gates = lambda t: fused  # noqa: E731
+    else:
+        xw = b.op("MatMul", [ins[0], b.const("Wt", W.T.astype(np.float32), exact=f"{_stem(ins[1])}_Wt")], "xw")
+        xw = b.op("Add", [xw, b.const("bx", bias, exact=f"{_stem(ins[1])}_bx")], "xw_b")
+        r_all = b.const("Rt", R.T.astype(np.float32), exact=f"{_stem(ins[1])}_Rt")
+
+        def step_gates(t):
+            xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
+            return b.op("Add", [xt, b.op("MatMul", [h, r_all], f"t{t}_hr")], f"t{t}_gates")
+    split_ofc = b.const("split_iof_c", np.array([3 * H, H], np.int64))
+    split3 = b.const("split3", np.array([H] * 3, np.int64))
     ys = []
     for t in range(steps):
-        xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
-        gates = b.op("Add", [xt, b.op("MatMul", [h, r_all], f"t{t}_hr")], f"t{t}_gates")
-        gi, go, gf, gc = b.op("Split", [gates, split4], f"t{t}_split", n_out=4, axis=-1)
-        i, o, fg = _act(b, f, gi, f"t{t}_i"), _act(b, f, go, f"t{t}_o"), _act(b, f, gf, f"t{t}_f")
+        # i, o, f are side by side: one activation over the three of them
+        iof, gc = b.op("Split", [step_gates(t), split_ofc], f"t{t}_split", n_out=2, axis=-1)
+        i, o, fg = b.op("Split", [_act(b, f, iof, f"t{t}_iof"), split3], f"t{t}_iof_split", n_out=3, axis=-1)
         cand = _act(b, g, gc, f"t{t}_c_cand")
         c = b.op("Add", [b.op("Mul", [fg, c], f"t{t}_fc"), b.op("Mul", [i, cand], f"t{t}_ic")], f"t{t}_c")
         h = b.op("Mul", [o, _act(b, hact, c, f"t{t}_hc")], f"t{t}_h")
@@ -206,9 +247,9 @@ def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) 
 def _outputs(b: _Builder, node, ys: list, finals: list, axes0: str, axes01: str) -> list:
     outs = list(node.output)
     if outs and outs[0]:
-        parts = [b.op("Unsqueeze", [y, axes01], f"y{t}") for t, y in enumerate(ys)]
+        parts = ys if len(ys) == 1 else [b.op("Unsqueeze", [y, axes01], f"y{t}") for t, y in enumerate(ys)]
         if len(parts) == 1:
-            b.op("Identity", parts, "y", out=[outs[0]])
+            b.op("Unsqueeze", [ys[0], axes01], "y0", out=[outs[0]])
         else:
             b.op("Concat", parts, "y", out=[outs[0]], axis=0)
     for name, value in zip(outs[1:], finals):
@@ -219,7 +260,8 @@ def _outputs(b: _Builder, node, ys: list, finals: list, axes0: str, axes01: str)
 
 def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
     """Rewrite each node of `ops` in `model`'s main graph in place; returns
-    {"unrolled": [node names], "kept": {node name: reason}}."""
+    {"unrolled": [node names], "kept": {node name: reason}}, plus "zero_weights" when a
+    one-step GRU's fused matrix holds zeros (the blocks that keep x and h apart)."""
     from onnx import numpy_helper
 
     from .graph import _drop_unused_initializers, names_in
@@ -228,7 +270,7 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     taken = names_in(model)
     steps_of = _leading_dims(model)
-    done, kept, new_nodes = [], {}, []
+    done, kept, new_nodes, zeros = [], {}, [], 0
     root = _Builder(g, "unroll", taken)
     axes0, axes01 = root.const("axes0", np.array([0], np.int64)), root.const("axes01", np.array([0, 1], np.int64))
     for idx, node in enumerate(list(g.node)):
@@ -255,6 +297,7 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
         new_nodes.extend(b.nodes)
         g.initializer.extend(b.inits)
         done.append(node.name)
+        zeros += b.zero_weights
     if done:
         g.initializer.extend(root.inits)
     del g.node[:]
@@ -262,4 +305,7 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
     if done:
         del g.value_info[:]
         _drop_unused_initializers(g)
-    return {"unrolled": done, "kept": kept}
+    report = {"unrolled": done, "kept": kept}
+    if zeros:
+        report["zero_weights"] = zeros
+    return report
