@@ -56,6 +56,14 @@ def test_interleave_rotates_and_measures_each_engine():
     assert starts == ["a", "b", "b", "a", "a", "b", "b", "a"]   # the order rotates each round
 
 
+def test_settle_pauses_before_each_block_outside_the_timed_calls():
+    engines = {n: (lambda: None) for n in "ab"}
+    start = time.perf_counter()
+    got = interleave(engines, rounds=3, calls=2, block_ms=10, warmup=2, settle_ms=30)
+    assert time.perf_counter() - start >= 3 * 2 * 0.030          # one pause per block
+    assert max(got["a"]["blocks"] + got["b"]["blocks"]) < 5.0    # the pause is not in any call (ms)
+
+
 def test_load_summary_warns_when_the_load_moves():
     base = machine.load_sample()
     assert base["load1"] is None or base["load1"] >= 0

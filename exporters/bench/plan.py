@@ -30,6 +30,11 @@ from .data import batch_of
 from .rounds import interleave
 
 ORT, STEP = "ort:", "step:"
+# Multi-threaded groups pause before each block: with a 2-thread session's pool still spinning
+# from its block, the next session's blocks took 2.4x or 3.8x their time in 9 of 15 rounds
+# (LSTM(128), batch 64, 7 sessions on 2 cores); 20 ms brought it to 1 or 2 rounds in 15.
+SETTLE_MS = 20.0
+THROUGHPUT_CALLS = 5   # at least this many calls per throughput block: the fastest of 2 was often a stalled one
 
 
 def with_steps(x: np.ndarray, steps: int) -> np.ndarray:
@@ -120,7 +125,7 @@ def run_plan(plan: dict, x: np.ndarray, *, extra: Callable | None = None, progre
             calls = plan["calls"] * plan.get("step_factor", 5)
         else:
             engines, skipped = ort_engines(plan, provider, batch, x, steps)
-            calls = plan["calls"] if batch == 1 else max(2, plan["calls"] // 10)
+            calls = plan["calls"] if batch == 1 else max(THROUGHPUT_CALLS, plan["calls"] // 10)
             if extra is not None:
                 more, more_skipped = extra(name, provider, batch, steps)
                 engines.update(more)
@@ -129,7 +134,8 @@ def run_plan(plan: dict, x: np.ndarray, *, extra: Callable | None = None, progre
         if engines:
             say(f"threads {plan['label']}: {name}, {len(engines)} engines x {rounds} rounds")
             out["groups"][name] = interleave(engines, rounds=rounds, calls=calls, block_ms=plan["block_ms"],
-                                             warmup=plan.get("warmup", 10), on_round=sample)
+                                             warmup=plan.get("warmup", 10), on_round=sample,
+                                             settle_ms=SETTLE_MS if plan["threads"] > 1 else 0.0)
         out["skipped"][name] = skipped
         del engines
     sample()

@@ -61,7 +61,7 @@ def _warm(fn: Callable[[], object], warmup: int) -> float:
 
 
 def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, calls: int, block_ms: float,
-               warmup: int = 10, on_round: Callable[[int], None] | None = None) -> dict:
+               warmup: int = 10, on_round: Callable[[int], None] | None = None, settle_ms: float = 0.0) -> dict:
     """Time ``engines`` in interleaved rounds.
 
     Args:
@@ -73,6 +73,10 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
         warmup: untimed calls before the rounds (at most MAX_WARMUP_S once two are done); each block of
             an engine faster than ``block_ms`` also starts with one untimed call.
         on_round: called with the round index before each round (e.g. to sample the machine load).
+        settle_ms: a pause before each block. onnxruntime's intra-op pool threads keep spinning
+            for a while after a multi-threaded run; in a group of several such sessions the next
+            block's threads then wait for a scheduler tick (~4 ms a call at batch 64, LSTM(128),
+            2 threads on 2 cores). A pause lets them stop; 1-thread sessions have no pool.
 
     Returns:
         name -> {"stats": percentiles of every call (ms), "blocks": per-round fastest call (ms),
@@ -95,6 +99,8 @@ def interleave(engines: Mapping[str, Callable[[], object]], *, rounds: int, call
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn = engines[name]
+            if settle_ms > 0:
+                time.sleep(settle_ms / 1000)
             if rewarm[name]:
                 fn()
             block = []
