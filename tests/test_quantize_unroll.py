@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from exporters.quantize import layers as quant_layers  # noqa: E402
 from exporters.quantize.unroll import unroll_recurrent  # noqa: E402
 
 T, I, H = 3, 5, 4
@@ -97,6 +98,8 @@ def test_folding_round_trips_keeps_a_one_step_stream_model_exact():
         feed[vi.name] = rng.normal(size=shape).astype(np.float32)
     want = _run(model, feed)
     assert len(unroll_recurrent(model)["unrolled"]) == 2
+    # every weight of the one-step graph still belongs to its Keras layer (mixed precision keeps layers)
+    assert list(quant_layers.layers(model)) == ["lstm_0", "lstm_1", "classes"]
     before = len(model.graph.node)
     removed = fold_round_trips(model)
     onnx.checker.check_model(model)

@@ -15,7 +15,7 @@ from .graph import _elements
 
 _SEGMENT = re.compile(r"^s\d+_")
 _SUFFIX = re.compile(r"_(rec_kernel|kernel|rec_bias|bias|table|depthwise_kernel|pointwise_kernel|gamma|beta|"
-                     r"moving_mean|moving_variance|W|R|B|P|Wt|Rt|Rt_zr|Rt_h|bx|bh)$")
+                     r"moving_mean|moving_variance|W|R|B|P|Wt|Rt|WRt|Rt_zr|Rt_h|bx|bh)$")
 MIN_WEIGHT = 16  # elements: smaller initializers are shapes, axes and scalars
 
 

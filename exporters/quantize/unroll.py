@@ -162,7 +162,8 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -
         wr = b.const("WRt", wr_value, exact=f"{_stem(ins[1])}_WRt")
         step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
         gates = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
-                             b.const("b", np.concatenate(bias).astype(np.float32))], "t0_gates")
+                             b.const("bx", np.concatenate(bias).astype(np.float32), exact=f"{_stem(ins[1])}_bx")],
+                     "t0_gates")
         sizes = [2 * H, H] + ([H] if lbr else [])
         parts = b.op("Split", [gates, b.const("split_gates", np.array(sizes, np.int64))], "t0_split",
                      n_out=len(sizes), axis=-1)
@@ -220,7 +221,8 @@ def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) 
         # one step: a single MatMul of [x, h] with [W; R] (one integer GEMM once quantized)
         step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
         wr = b.const("WRt", np.concatenate([W.T, R.T]).astype(np.float32), exact=f"{_stem(ins[1])}_WRt")
-        fused = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"), b.const("b", bias)], "t0_gates")
+        fused = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
+                             b.const("bx", bias, exact=f"{_stem(ins[1])}_bx")], "t0_gates")
         step_gates = lambda t: fused  # noqa: E731
     else:
         xw = b.op("MatMul", [ins[0], b.const("Wt", W.T.astype(np.float32), exact=f"{_stem(ins[1])}_Wt")], "xw")
