@@ -57,8 +57,9 @@ def test_unrolled_cell_equals_the_native_op(op, gates, attrs, steps):
     report = unroll_recurrent(model)
     padded = steps == 1 and op == "GRU"  # the one-step GRU's fused matrix keeps x and h apart with zeros
     lbr = attrs.get("linear_before_reset", 0)
-    assert report == {"unrolled": ["cell"], "kept": {}, **({"zero_weights": (I + H) * H if lbr else H * H}
-                                                            if padded else {})}
+    assert report == {"unrolled": ["cell"], "kept": {},
+                      **({"one_step_fused": ["cell"]} if steps == 1 else {}),
+                      **({"zero_weights": (I + H) * H if lbr else H * H} if padded else {})}
     ops = {n.op_type for n in model.graph.node}
     assert op not in ops and "MatMul" in ops
     onnx.checker.check_model(model)
@@ -72,6 +73,20 @@ def test_unrolled_cell_equals_the_native_op(op, gates, attrs, steps):
     if steps == 1:
         two = op == "GRU" and not attrs.get("linear_before_reset")  # (r * h) @ R_h needs r first
         assert sum(n.op_type == "MatMul" for n in model.graph.node) == (2 if two else 1)
+
+
+@pytest.mark.parametrize("op, gates", [("GRU", 3), ("LSTM", 4)])
+def test_one_step_without_fusing_keeps_x_and_h_apart(op, gates):
+    model = _model(op, gates, steps=1, **({"linear_before_reset": 1} if op == "GRU" else {}))
+    rng = np.random.default_rng(3)
+    feed = {"x": rng.normal(size=(1, 2, I)).astype(np.float32), "h0": rng.normal(size=(1, 2, H)).astype(np.float32)}
+    if op == "LSTM":
+        feed["c0"] = rng.normal(size=(1, 2, H)).astype(np.float32)
+    want = _run(model, feed)
+    assert unroll_recurrent(model, fuse_one_step=False) == {"unrolled": ["cell"], "kept": {}}
+    assert sum(n.op_type == "MatMul" for n in model.graph.node) == 2      # x @ W, h @ R
+    for w, g in zip(want, _run(model, feed)):
+        np.testing.assert_allclose(g, w, atol=2e-6)
 
 
 def test_a_node_without_a_fixed_chunk_is_kept_with_the_reason():

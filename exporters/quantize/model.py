@@ -368,6 +368,13 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         quantizable = [name for name, nodes in layer_nodes.items() if nodes]
         kept, search_log = (), None
         first = attempt(())
+        if eval_y is not None and first.drop_points > max_drop and (unrolled or {}).get("one_step_fused"):
+            # one dynamic scale over [x, h] costs some models accuracy (a one-hot x loses its exact
+            # 1.0): keep x and h apart, two integer GEMMs a step, before keeping any layer in fp32
+            say(f"{mode}: one GEMM of [x, h] loses {first.drop_points:.2f} points; keeping x and h apart")
+            prepared, unrolled = _prepare(source, mode, info, work, fuse=False)
+            layer_nodes, figures = _layers_and_preprocess(prepared, mode, work)
+            first = attempt(())
         if eval_y is not None and first.drop_points > max_drop and mixed == "auto" and len(quantizable) > 1:
             say(f"{mode}: all layers quantized lose {first.drop_points:.2f} points (max {max_drop:g}); "
                 f"measuring the sensitivity of {len(quantizable)} layers")
@@ -428,9 +435,10 @@ def _trial(kept: tuple, ref, got, eval_y) -> mixed_mod.Trial:
                            stats["argmax_agreement"])
 
 
-def _prepare(source, mode: str, info, work: Path):
+def _prepare(source, mode: str, info, work: Path, *, fuse: bool = True):
     """The fp32 model the quantizer starts from: every node named, and for stream/unrolled
-    variants the GRU/LSTM nodes the mode cannot quantize written out step by step."""
+    variants the GRU/LSTM nodes the mode cannot quantize written out step by step (a one-step
+    chunk through one [x, h] matrix for int8-dynamic, unless `fuse` is False)."""
     import copy as _copy
 
     model = _copy.deepcopy(source)
@@ -438,7 +446,7 @@ def _prepare(source, mode: str, info, work: Path):
     unrolled = None
     ops = unrolled_ops(mode, info.chunk) if info.streaming else ()
     if ops and any(op in info.op_counts for op in ops):
-        unrolled = unroll_mod.unroll_recurrent(model, ops)
+        unrolled = unroll_mod.unroll_recurrent(model, ops, fuse_one_step=fuse and mode == "int8-dynamic")
         if unrolled["unrolled"]:
             unrolled["round_trips_folded"] = quant_graph.fold_round_trips(model)
     path = work / "prepared.onnx"

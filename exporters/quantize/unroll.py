@@ -5,11 +5,12 @@ A stream variant runs its recurrence over a chunk of T steps, T fixed in the
 graph, so each recurrent node can be written out step by step in pure ONNX
 graph surgery: one MatMul for the inputs of the whole chunk, then per step a
 MatMul with the recurrent weights and the gate arithmetic (Add, Mul, Sigmoid,
-Tanh). A chunk of one step reads [x, h] through one matrix instead (one GEMM
-per call; a GRU's matrix keeps its x and h parts of the candidate apart with
-zero blocks). Gates that share an activation get one activation call (LSTM
-i, o, f; GRU z, r). onnxruntime's quantizers make those MatMuls int8. Graph inputs and
-outputs (the states included) are untouched; only the recurrent node changes.
+Tanh). Gates that share an activation get one activation call (LSTM i, o, f;
+GRU z, r). For int8-dynamic, a chunk of one step reads [x, h] through one
+matrix instead: one integer GEMM per call (a GRU's matrix keeps the x and h
+parts of its candidate apart with zero blocks). onnxruntime's quantizers make
+those MatMuls int8. Graph inputs and outputs (the states included) are
+untouched; only the recurrent node changes.
 
 Follows the ONNX operator spec (opset 14+): gates z, r, h for GRU (with
 `linear_before_reset`), i, o, f, c for LSTM; forward direction, layout 0, no
@@ -29,6 +30,7 @@ class _Builder:
         self.graph, self.prefix, self.taken = graph, prefix, taken
         self.nodes, self.inits = [], []
         self.zero_weights = 0   # padding in fused weight matrices
+        self.fused = False      # a one-step chunk read through one [x, h] matrix
 
     def name(self, hint: str) -> str:
         base = f"{self.prefix}_{hint}"
@@ -131,7 +133,7 @@ def _initial(b: _Builder, name: str, axes0: str) -> str:
     return b.op("Squeeze", [name, axes0], "h0")
 
 
-def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -> list:
+def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, fuse: bool) -> list:
     ins = list(node.input) + [""] * 6
     W, R = inits[ins[1]][0], inits[ins[2]][0]                  # (3H, I), (3H, H)
     H = int(attrs.get("hidden_size", R.shape[-1]))
@@ -148,7 +150,8 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -
     split_zr = b.const("split_zr_h", np.array([2 * H, H], np.int64))
     split2 = b.const("split2", np.array([H, H], np.int64))
     h = _initial(b, ins[5], axes0)
-    if steps == 1:
+    if steps == 1 and fuse:
+        b.fused = True
         # one step: a single MatMul of [x, h] with the weights of both, as columns
         # [z r (x and h) | h-candidate from x | from h (lbr)]; one integer GEMM once quantized
         I = Wt.shape[0]
@@ -207,7 +210,7 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -
     return _outputs(b, node, ys, [h], axes0, axes01)
 
 
-def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) -> list:
+def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, fuse: bool) -> list:
     ins = list(node.input) + [""] * 8
     W, R = inits[ins[1]][0], inits[ins[2]][0]                  # (4H, I), (4H, H): gates i, o, f, c
     H = int(attrs.get("hidden_size", R.shape[-1]))
@@ -217,7 +220,8 @@ def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str) 
         raise ValueError("no initial_h/initial_c")
     bias = (B[:4 * H] + B[4 * H:]).astype(np.float32)
     h, c = _initial(b, ins[5], axes0), _initial(b, ins[6], axes0)
-    if steps == 1:
+    if steps == 1 and fuse:
+        b.fused = True
         # one step: a single MatMul of [x, h] with [W; R] (one integer GEMM once quantized)
         step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
         wr = b.const("WRt", np.concatenate([W.T, R.T]).astype(np.float32), exact=f"{_stem(ins[1])}_WRt")
@@ -260,10 +264,13 @@ def _outputs(b: _Builder, node, ys: list, finals: list, axes0: str, axes01: str)
     return outs
 
 
-def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
+def unroll_recurrent(model, ops=("GRU", "LSTM"), *, fuse_one_step: bool = True) -> dict:
     """Rewrite each node of `ops` in `model`'s main graph in place; returns
-    {"unrolled": [node names], "kept": {node name: reason}}, plus "zero_weights" when a
-    one-step GRU's fused matrix holds zeros (the blocks that keep x and h apart)."""
+    {"unrolled": [node names], "kept": {node name: reason}}, plus "one_step_fused" (the nodes
+    read through one [x, h] matrix) and "zero_weights" when a one-step GRU's fused matrix
+    holds zeros (the blocks that keep x and h apart).
+    `fuse_one_step=False` keeps x and h apart in a one-step chunk too: static QDQ gives the
+    input of a MatMul one scale, and [x, h] under one scale cost char_gru a character."""
     from onnx import numpy_helper
 
     from .graph import _drop_unused_initializers, names_in
@@ -272,7 +279,7 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     taken = names_in(model)
     steps_of = _leading_dims(model)
-    done, kept, new_nodes, zeros = [], {}, [], 0
+    done, kept, new_nodes, zeros, fused = [], {}, [], 0, []
     root = _Builder(g, "unroll", taken)
     axes0, axes01 = root.const("axes0", np.array([0], np.int64)), root.const("axes01", np.array([0, 1], np.int64))
     for idx, node in enumerate(list(g.node)):
@@ -291,7 +298,7 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
             continue
         b = _Builder(g, node.name or f"{node.op_type.lower()}{idx}", taken)
         try:
-            (_lstm if lstm else _gru)(b, node, attrs, inits, steps_of[node.input[0]], axes0, axes01)
+            (_lstm if lstm else _gru)(b, node, attrs, inits, steps_of[node.input[0]], axes0, axes01, fuse_one_step)
         except ValueError as exc:
             kept[node.name] = str(exc)
             new_nodes.append(node)
@@ -300,6 +307,8 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
         g.initializer.extend(b.inits)
         done.append(node.name)
         zeros += b.zero_weights
+        if b.fused:
+            fused.append(node.name)
     if done:
         g.initializer.extend(root.inits)
     del g.node[:]
@@ -308,6 +317,8 @@ def unroll_recurrent(model, ops=("GRU", "LSTM")) -> dict:
         del g.value_info[:]
         _drop_unused_initializers(g)
     report = {"unrolled": done, "kept": kept}
+    if fused:
+        report["one_step_fused"] = fused
     if zeros:
         report["zero_weights"] = zeros
     return report
