@@ -115,3 +115,21 @@ def test_the_import_reader_sees_lazy_and_relative_imports():
     assert "exporters/atomic.py" in deps                 # `from .atomic import ...` in exporters/export.py
     assert "exporters/validation/parity.py" in deps      # `from .validation import parity as validate`
     assert "runtime/__init__.py" in deps and "pipeline/__init__.py" in deps
+
+
+def test_locked_code_folders_count_only_their_source_files():
+    """dvc.lock hashes a code folder as dvc sees it; with bytecode caches in the hash (they come
+    and go with whoever imported the code) a fresh clone finds every stage stale."""
+    import subprocess
+
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    assert "__pycache__/" in (ROOT / ".dvcignore").read_text().split()
+    checked = 0
+    for stage in lock["stages"].values():
+        for dep in stage.get("deps", []):
+            if dep["path"] in PACKAGES:
+                tracked = subprocess.run(["git", "ls-files", dep["path"]], cwd=ROOT, capture_output=True, text=True,
+                                         check=True).stdout.split()
+                assert dep["nfiles"] == len(tracked), (dep["path"], dep["nfiles"], len(tracked))
+                checked += 1
+    assert checked > 0
