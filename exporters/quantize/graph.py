@@ -21,16 +21,9 @@ NONDETERMINISTIC = ("RandomNormal", "RandomUniform", "RandomNormalLike", "Random
 
 def _graphs(graph):
     """`graph` and every subgraph in it (Loop/If/Scan bodies), outermost first."""
-    from onnx import AttributeProto
-
     yield graph
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            elif attr.type == AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _graphs(sub)
+        yield from _graphs_of(node)
 
 
 def _rename_inputs(graph, rename: dict) -> None:
@@ -338,6 +331,7 @@ def _drop_dead(graph, nodes: list) -> int:
 
 
 def _graphs_of(node):
+    """Every subgraph of `node` (its Loop/If/Scan bodies and theirs), outermost first."""
     from onnx import AttributeProto
 
     for attr in node.attribute:
