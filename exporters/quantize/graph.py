@@ -243,27 +243,18 @@ def _fold_once(model) -> int:
                     target = resolve(src.input[0])
                 else:  # fewer axes inserted than dropped: one Unsqueeze of what remains
                     left = [p - sum(q < p for q in axes) for p in left]
-                    new_nodes.append(_unsqueeze(g, consts, node, resolve(src.input[0]), left,
-                                                attribute=any(a.name == "axes" for a in node.attribute)))
+                    new_nodes.append(_axes_op(g, consts, "Unsqueeze", node, resolve(src.input[0]), left))
                     producer[node.output[0]] = new_nodes[-1]
                     continue
             elif src.op_type == "Transpose" and axes is not None and len(axes) == 1:
-                perm = [int(p) for a in src.attribute if a.name == "perm" for p in a.ints]
-                a = axes[0] % len(perm) if perm else None
-                rest = [p for i, p in enumerate(perm) if i != a] if perm else None
-                if rest is None or rest != sorted(rest):
+                perm = [int(p) for attr in src.attribute if attr.name == "perm" for p in attr.ints]
+                dropped = axes[0] % len(perm) if perm else None
+                rest = [p for i, p in enumerate(perm) if i != dropped]
+                if not perm or rest != sorted(rest):
                     new_nodes.append(node)
                     continue
-                axis = numpy_helper.from_array(np.array([perm[a]], np.int64), f"{node.name or node.output[0]}_axes")
-                g.initializer.append(axis)
-                consts[axis.name] = np.array([perm[a]], np.int64)
-                squeeze = helper.make_node("Squeeze", [resolve(src.input[0]), axis.name], list(node.output),
-                                           name=node.name)
-                if any(a.name == "axes" for a in node.attribute):  # opset < 13: axes stay an attribute
-                    squeeze = helper.make_node("Squeeze", [resolve(src.input[0])], list(node.output),
-                                               name=node.name, axes=[perm[a]])
-                new_nodes.append(squeeze)
-                producer[node.output[0]] = squeeze
+                new_nodes.append(_axes_op(g, consts, "Squeeze", node, resolve(src.input[0]), [perm[dropped]]))
+                producer[node.output[0]] = new_nodes[-1]
                 continue
             else:
                 new_nodes.append(node)
@@ -300,17 +291,18 @@ def _fold_once(model) -> int:
     return removed
 
 
-def _unsqueeze(graph, consts: dict, like, source: str, axes: list, *, attribute: bool):
-    """An Unsqueeze of `source` at `axes` that writes `like`'s outputs (axes as `like` held them)."""
+def _axes_op(graph, consts: dict, op: str, like, source: str, axes: list):
+    """A Squeeze/Unsqueeze `op` of `source` at `axes` that writes `like`'s outputs, its axes
+    an attribute or an input as `like` (a Squeeze/Unsqueeze of the same opset) holds them."""
     from onnx import helper, numpy_helper
 
-    if attribute:
-        return helper.make_node("Unsqueeze", [source], list(like.output), name=like.name, axes=axes)
+    if any(attr.name == "axes" for attr in like.attribute):   # before opset 13
+        return helper.make_node(op, [source], list(like.output), name=like.name, axes=axes)
     value = np.array(axes, np.int64)
     init = numpy_helper.from_array(value, f"{like.name or like.output[0]}_axes")
     graph.initializer.append(init)
     consts[init.name] = value
-    return helper.make_node("Unsqueeze", [source, init.name], list(like.output), name=like.name)
+    return helper.make_node(op, [source, init.name], list(like.output), name=like.name)
 
 
 def _drop_dead(graph, nodes: list) -> int:

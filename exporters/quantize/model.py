@@ -606,9 +606,15 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
     ratio = after_bytes / before_bytes
     if mode != "fp16" and recurrent == "int8" and ratio > SIZE_TARGET:
         zeros = (unrolled or {}).get("zero_weights", 0)
-        why = (f"the one-step GRU reads [x, h] through one matrix that holds {zeros} zero weights "
-               "(one integer GEMM per step: faster, not smaller)" if zeros else
-               "graph structure, not weights, dominates this small model")
+        float_bytes = quant_graph.weight_bytes(proto).get("float", 0)
+        if float_bytes > after_bytes / 2:   # e.g. an Embedding table: static QDQ quantizes no Gather
+            why = (f"{float_bytes} bytes of weights stay float32 (layers kept in fp32, or ops {mode} "
+                   "does not quantize)")
+        elif zeros:
+            why = (f"the one-step GRU reads [x, h] through one matrix that holds {zeros} zero weights "
+                   "(one integer GEMM per step: faster, not smaller)")
+        else:
+            why = "graph structure, not weights, dominates this small model"
         notes.append(f"int8 file is {ratio:.0%} of fp32, above the {SIZE_TARGET:.0%} target: {why}")
     return {
         "format": 2,

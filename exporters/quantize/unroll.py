@@ -133,6 +133,16 @@ def _initial(b: _Builder, name: str, axes0: str) -> str:
     return b.op("Squeeze", [name, axes0], "h0")
 
 
+def _one_step_gates(b: _Builder, ins: list, h: str, weights: np.ndarray, bias: np.ndarray, axes0: str) -> str:
+    """[x, h] @ weights + bias for a chunk of one step: one GEMM (one integer GEMM once quantized).
+    The weights and bias keep the layer's names (`<layer>_WRt`, `<layer>_bx`) for mixed precision."""
+    b.fused = True
+    step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
+    wr = b.const("WRt", weights.astype(np.float32), exact=f"{_stem(ins[1])}_WRt")
+    return b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
+                        b.const("bx", bias.astype(np.float32), exact=f"{_stem(ins[1])}_bx")], "t0_gates")
+
+
 def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, fuse: bool) -> list:
     ins = list(node.input) + [""] * 6
     W, R = inits[ins[1]][0], inits[ins[2]][0]                  # (3H, I), (3H, H)
@@ -140,8 +150,7 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, f
     B = inits[ins[3]][0] if ins[3] else np.zeros(6 * H, np.float32)
     wb, rb = B[:3 * H], B[3 * H:]
     lbr = bool(attrs.get("linear_before_reset", 0))
-    acts = _activations(attrs, 2, ["Sigmoid", "Tanh"])
-    f, g = acts
+    f, g = _activations(attrs, 2, ["Sigmoid", "Tanh"])
     if not ins[5]:
         raise ValueError("no initial_h")
     # biases that are not gated by r go with the input projection
@@ -151,7 +160,6 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, f
     split2 = b.const("split2", np.array([H, H], np.int64))
     h = _initial(b, ins[5], axes0)
     if steps == 1 and fuse:
-        b.fused = True
         # one step: a single MatMul of [x, h] with the weights of both, as columns
         # [z r (x and h) | h-candidate from x | from h (lbr)]; one integer GEMM once quantized
         I = Wt.shape[0]
@@ -160,13 +168,8 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, f
         if lbr:
             cols.append(np.concatenate([np.zeros((I, H)), Rt[:, 2 * H:]]))
             bias.append(rb[2 * H:])
-        wr_value = np.concatenate(cols, axis=1).astype(np.float32)
         b.zero_weights += (I + H) * H if lbr else H * H
-        wr = b.const("WRt", wr_value, exact=f"{_stem(ins[1])}_WRt")
-        step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
-        gates = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
-                             b.const("bx", np.concatenate(bias).astype(np.float32), exact=f"{_stem(ins[1])}_bx")],
-                     "t0_gates")
+        gates = _one_step_gates(b, ins, h, np.concatenate(cols, axis=1), np.concatenate(bias), axes0)
         sizes = [2 * H, H] + ([H] if lbr else [])
         parts = b.op("Split", [gates, b.const("split_gates", np.array(sizes, np.int64))], "t0_split",
                      n_out=len(sizes), axis=-1)
@@ -221,12 +224,7 @@ def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, 
     bias = (B[:4 * H] + B[4 * H:]).astype(np.float32)
     h, c = _initial(b, ins[5], axes0), _initial(b, ins[6], axes0)
     if steps == 1 and fuse:
-        b.fused = True
-        # one step: a single MatMul of [x, h] with [W; R] (one integer GEMM once quantized)
-        step_in = b.op("Concat", [b.op("Squeeze", [ins[0], axes0], "x0"), h], "xh", axis=-1)
-        wr = b.const("WRt", np.concatenate([W.T, R.T]).astype(np.float32), exact=f"{_stem(ins[1])}_WRt")
-        fused = b.op("Add", [b.op("MatMul", [step_in, wr], "t0_xhw"),
-                             b.const("bx", bias, exact=f"{_stem(ins[1])}_bx")], "t0_gates")
+        fused = _one_step_gates(b, ins, h, np.concatenate([W.T, R.T]), bias, axes0)  # [x, h] @ [W; R]
         step_gates = lambda t: fused  # noqa: E731
     else:
         xw = b.op("MatMul", [ins[0], b.const("Wt", W.T.astype(np.float32), exact=f"{_stem(ins[1])}_Wt")], "xw")
