@@ -92,9 +92,15 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    if _open(args.stream, 1).chunk != 1:
-        raise SystemExit(f"bench_int8_stream: {args.stream} takes more than one step per call; "
-                         "export it with --chunk 1")
+    import runtime
+
+    try:
+        model = _open(args.stream, 1)
+    except runtime.RnnxError as exc:
+        raise SystemExit(f"bench_int8_stream: {type(exc).__name__}: {exc}") from None
+    if getattr(model, "chunk", None) != 1:
+        raise SystemExit(f"bench_int8_stream: {args.stream} is not a one-step stream model "
+                         f"(chunk {getattr(model, 'chunk', None)}); export it with --variants stream --chunk 1")
     with tempfile.TemporaryDirectory(prefix="rnnx-int8-stream-") as tmp:
         files = candidates(args.stream, Path(tmp))
         files.update({p.name: p for p in args.also})
