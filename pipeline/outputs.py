@@ -2,17 +2,51 @@
 
 Every file goes to a temp file in its folder, is fsynced and renamed into
 place with a normal file's mode (``0o666 & ~umask``); folders are created as
-needed, and a failure is an ``OutputError`` naming the path. This adds only
-the per-epoch CSV that DVC plots read.
+needed, and a failure is an ``OutputError`` naming the path. This adds the
+per-epoch CSV that DVC plots read and a byte-reproducible `.keras` file.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 from exporters.atomic import atomic_path, write_bytes, write_json  # noqa: F401  (the stages' writers)
 
-__all__ = ["atomic_path", "write_bytes", "write_csv", "write_json"]
+__all__ = ["atomic_path", "write_bytes", "write_csv", "write_json", "write_keras"]
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip entry can hold
+
+
+def write_keras(path: str | Path, model) -> None:
+    """Save `model` as a `.keras` file whose bytes depend only on the model.
+
+    Keras stamps the save time into the archive (`date_saved` in metadata.json and the weights
+    entry's zip time), so two saves of the same weights differ and every later stage's inputs
+    with them. Here both are fixed: `date_saved` is SOURCE_DATE_EPOCH when it is set (the
+    reproducible-builds convention), else the zip epoch; entries keep their order and compression.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    stamp = time.gmtime(int(epoch)) if epoch.isdigit() else time.struct_time((*ZIP_EPOCH, 1, 1, 0))
+    if stamp.tm_year < ZIP_EPOCH[0]:
+        stamp = time.struct_time((*ZIP_EPOCH, 1, 1, 0))
+    with tempfile.TemporaryDirectory(prefix="rnnx-keras-") as scratch:
+        raw = Path(scratch) / "model.keras"
+        model.save(raw)
+        with atomic_path(path) as tmp, zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename == "metadata.json":
+                    meta = json.loads(data)
+                    meta["date_saved"] = time.strftime("%Y-%m-%d@%H:%M:%S", stamp)
+                    data = json.dumps(meta).encode()
+                entry = zipfile.ZipInfo(info.filename, date_time=tuple(stamp)[:6])
+                entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+                dst.writestr(entry, data)
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:

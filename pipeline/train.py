@@ -18,7 +18,7 @@ import numpy as np
 
 from exporters.errors import ConfigError
 from pipeline import data, distribute, models, tasks
-from pipeline.outputs import atomic_path, write_csv, write_json
+from pipeline.outputs import write_csv, write_json, write_keras
 from pipeline.params import integer, section
 from pipeline.stage import stage_main
 
@@ -186,8 +186,7 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path, plots_dir:
         model, metrics, history = train_classifier(name, params, ds, dist)
     if not dist.is_chief:                     # the chief writes the model and metrics; the others are done
         return metrics
-    with atomic_path(models_dir / f"{name}.keras") as tmp:
-        model.save(tmp)
+    write_keras(models_dir / f"{name}.keras", model)
     write_json(metrics_dir / "train" / f"{name}.json", metrics)
     write_csv(plots_dir / "train" / f"{name}.csv", history)
     return metrics
