@@ -206,6 +206,7 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
             states=plan.states if variant != "full" else [])
         metadata.attach(proto, meta)
         built[f"{variant}.onnx"] = _serialize(proto)
+        _check_readable(variant, built[f"{variant}.onnx"])
         entries[variant] = _variant_entry(variant, proto, built[f"{variant}.onnx"], entry)
 
     report = {
@@ -267,7 +268,7 @@ def _samples(samples, plan, dynamic_time, model, chunk, streaming) -> tuple[list
     fixed = None if dynamic_time else next((io.shape[1] for io in plan.inputs if io.has_time), None)
     if samples is None:
         steps = samples_mod.steps_for(dynamic_time=dynamic_time, model_steps=fixed or _model_steps(model),
-                                      chunk=chunk)
+                                      chunk=chunk, window=walker.receptive_field(plan))
         xs, source = samples_mod.random(plan.inputs, steps=steps), "random"
     else:
         raw, _ = samples_mod.read_inputs(samples, [io.name for io in plan.inputs])
@@ -369,6 +370,18 @@ def _build_and_validate(variant, plan, ref, xs, keras_full, full_session, *, dyn
     return proto, {"converter": converter, "fallback_reason": reason, "parity": parity}, session, fixed_time
 
 
+def _check_readable(variant: str, data: bytes) -> None:
+    """The metadata must describe the graph as the runtime reads it (shapes, time axes, states),
+    checked before anything is written: rnnx never writes a file its own runtime refuses."""
+    import runtime
+
+    try:
+        runtime.load(data, providers=["cpu"], threads=1)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"the {variant} export's metadata disagrees with its graph ({exc}); "
+                               "nothing was written: please report this model to rnnx") from None
+
+
 def _fix_time(proto, plan, steps: int) -> None:
     """Declare the time axis of every sequence input and output as exactly `steps`."""
     timed = {io.name for io in plan.inputs + plan.outputs if io.has_time}
@@ -384,8 +397,8 @@ def _other_lengths(session, sig, plan, ref, xs, atol) -> dict:
 
     Returns {"steps": [...], "max_abs_diff": ...} or {"failed": why} when a length does not work.
     """
-    steps = _steps(plan, xs)
-    lengths = [max(1, steps // 2) if steps > 1 else 2, steps + 3][:OTHER_LENGTHS]
+    steps, (frames, _) = _steps(plan, xs), walker.receptive_field(plan)
+    lengths = [max(frames, steps // 2) if steps > 1 else 2, steps + 3][:OTHER_LENGTHS]   # every window fits
     worst = 0.0
     for t in lengths:
         probe = samples_mod.random(plan.inputs, steps=t, n=min(8, len(xs[0])), seed=t)

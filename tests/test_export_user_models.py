@@ -156,6 +156,34 @@ def rnn_lstm_cell():
     return keras.Model(inp, L.Dense(3)(L.RNN(L.LSTMCell(6))(y)), name="rnn_cell")
 
 
+def kws_valid_conv():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None, 40))  # log-mel frames of any length, as keyword spotters take them
+    y = L.Conv1D(16, 15, padding="valid")(inp)     # a long valid window: 14 frames of look-back
+    y = L.Activation("relu")(L.BatchNormalization()(y))
+    return keras.Model(inp, L.Dense(4, activation="softmax")(L.GRU(12)(y)), name="kws_valid")
+
+
+def har_lstm_batchnorm():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((None, 9))  # accelerometer + gyroscope frames, as activity recognizers take them
+    y = L.BatchNormalization()(L.LSTM(16)(inp))    # per-feature statistics on the last step
+    return keras.Model(inp, L.Dense(6, activation="softmax")(L.Dropout(0.3)(y)), name="har_bn")
+
+
+def flatten_sequence():
+    import keras
+    from keras import layers as L
+
+    inp = keras.Input((12, 3))    # a fixed window of readings; the whole sequence flattened for the head
+    y = L.Flatten()(L.LSTM(5, return_sequences=True)(inp))
+    return keras.Model(inp, L.Dense(2)(y), name="flat_seq")
+
+
 # name -> (builder, variants the default export makes, whether full is rnnx's own graph)
 MODELS = {
     "weather": (weather, ALL, True),
@@ -170,6 +198,9 @@ MODELS = {
     "nextframe": (convlstm_next_frame, FULL, False),
     "video": (video_classifier, FULL, True),
     "rnn_cell": (rnn_lstm_cell, ALL, True),
+    "kws_valid": (kws_valid_conv, FULL, True),
+    "har_bn": (har_lstm_batchnorm, ALL, True),
+    "flat_seq": (flatten_sequence, FULL, True),
 }
 
 
@@ -218,9 +249,9 @@ def test_user_model_exports_quantizes_and_runs(name, exports, tmp_path):
     own = {t.name: t.shape for t in model.inputs}
     for spec in contract.inputs:
         shape = [2 if d is None else d for d in spec.shape]
-        if spec.time_axis is not None and spec.shape[1] is None:  # the model's own length, else 5
+        if spec.time_axis is not None and spec.shape[1] is None:  # the model's own length, else the validated one
             keras_len = (own.get(spec.name) or model.inputs[0].shape)[1]
-            shape[1] = keras_len or 5
+            shape[1] = keras_len or contract.parity["steps"]
         if spec.dtype == "bool":
             feeds[spec.name] = np.ones(shape, bool)
         elif spec.vocab_size is not None:
@@ -247,6 +278,56 @@ def test_the_ocr_and_speech_refusals_name_the_layer_that_needs_the_future(export
         why = res.report["skipped"]["stream"]
         assert "Bidirectional" in why or "Conv2D" in why, why
         assert "Reshape" not in why.split(":")[0], why
+
+
+def test_a_long_valid_window_on_a_free_time_axis_is_validated_on_a_length_it_fits(exports, tmp_path):
+    """Kernel 15 'valid' on a dynamic time axis: random samples leave 8 frames after the window,
+    the full file keeps its free time axis, and quantize and bench take that length from the metadata."""
+    from exporters.bench.data import default_inputs
+    from exporters.bench.ort import describe
+    from exporters.quantize import quantize_model
+
+    _, res = _get(exports, "kws_valid")
+    assert res.report["samples"]["steps"] == 15 - 1 + 8
+    full = res.report["variants"]["full"]["parity"]
+    assert full["other_lengths"]["steps"] == [15, 25], full
+    import onnx
+
+    graph = onnx.load(str(res.paths["full"])).graph
+    assert graph.input[0].type.tensor_type.shape.dim[1].dim_param  # still any length
+    dst = tmp_path / "full.fp16.onnx"
+    quantize_model(res.paths["full"], dst, "fp16", allow_larger=True, latency_reps=2)
+    assert dst.is_file()
+    x, described = default_inputs([describe(res.paths["full"])], samples=4)
+    assert x.shape[:2] == (4, 22) and "validated" in described["steps_from"], described
+
+
+def test_metadata_says_what_the_graph_gives(exports):
+    """Flatten folds time into features: the output has no time axis, and the runtime reads it so."""
+    import runtime
+
+    _, res = _get(exports, "flat_seq")
+    (out,) = res.report["outputs"]
+    assert out["shape"] == [None, 2] and out["time_axis"] is None and out["per_step"] is False
+    assert runtime.load(res.paths["full"]).contract.output.per_step is False
+    _, res = _get(exports, "har_bn")   # a last step's per-feature layers stream
+    assert res.report["skipped"] == {} and res.report["outputs"][0]["time_axis"] is None
+
+
+def test_an_export_whose_metadata_disagrees_with_its_graph_is_never_written(exports):
+    import onnx
+
+    from exporters.errors import ModelFormatError
+    from exporters.export import _check_readable
+    from exporters import metadata
+
+    _, res = _get(exports, "flat_seq")
+    proto = onnx.load(str(res.paths["full"]))
+    meta = metadata.read(proto)
+    meta["outputs"][0].update(shape=[None, None, 2], per_step=True)   # a time axis the graph does not have
+    metadata.attach(proto, meta)
+    with pytest.raises(ModelFormatError, match="full export's metadata disagrees with its graph"):
+        _check_readable("full", proto.SerializeToString())
 
 
 def test_the_decoder_has_the_stream_layout_as_it_stands(exports):

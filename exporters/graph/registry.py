@@ -88,9 +88,26 @@ class LayerHandler:
         """Whether the layer treats each time step alone (safe to run one chunk at a time)."""
         return True
 
+    def time_refusal(self, layer) -> str | None:
+        """Why the layer cannot run one chunk at a time, asked only when its input has a time axis.
+
+        A per-feature layer (a normalization over the last axis, Dense, an activation) on a
+        tensor without time (after a last-step output) is never asked: its axis 1 is not time.
+        """
+        return None if self.time_local(layer) else "it mixes time steps, so it cannot run one chunk at a time"
+
     def states(self, layer) -> list[StateDecl]:
         """The states the layer carries between chunks (recurrent layers, causal caches)."""
         return []
+
+    def time_window(self, layer) -> tuple[int, int]:
+        """(frames of the sequence the layer drops, its stride on time) when it reads a sequence.
+
+        (0, 1) for a layer that gives one output frame per input frame; a valid window over k
+        frames drops k-1 of them. Export's shaped random samples are made long enough for every
+        window of the model (its receptive field).
+        """
+        return 0, 1
 
     def emit(self, ctx, call: Call) -> list[str]:
         """Write the layer's nodes; return the ONNX names of its outputs, in Keras order."""

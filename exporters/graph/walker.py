@@ -247,9 +247,9 @@ def plan(model, time_inputs: set) -> Plan:
                             block(v, f"{what} takes its initial state from other tensors (initial_state=); "
                                      "such a model already runs one call per step: export it as 'full'")
                     step.state_index = sum(1 for s in steps if s.state_index is not None)
-                elif has_time and not handler.time_local(op):
+                elif has_time and (why := handler.time_refusal(op)) is not None:
                     for v in STREAMING:
-                        block(v, f"{what} mixes time steps, so it cannot run one chunk at a time")
+                        block(v, f"{what}: {why}")
             keeps = _keeps_time(handler, op, step)
             for k, t in zip(outs, node.output_tensors):
                 tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
@@ -453,3 +453,18 @@ def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None) -> 
         elif io.shape[1] is None:
             dims[1] = "time"
     return dims
+
+
+def receptive_field(plan: Plan) -> tuple[int, int]:
+    """(frames, stride): the input frames one output frame needs, and the input frames per output frame.
+
+    Every layer that reads a sequence is taken as one chain (an upper bound for branches), so a
+    sequence of `frames + (n - 1) * stride` steps gives every time axis of the model n frames.
+    """
+    frames, stride = 1, 1
+    for step in plan.steps:
+        if step.has_time and step.handler is not None:
+            dropped, s = step.handler.time_window(step.layer)
+            frames += dropped * stride
+            stride *= max(1, int(s))
+    return frames, stride

@@ -322,19 +322,27 @@ def check_labels(y: np.ndarray, x: dict, info: ModelInfo) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def random_steps(info: ModelInfo) -> int:
+    """The length of random sequences: the one the export validated the model on (long enough
+    for its windows on time), else RANDOM_STEPS for a file without that record."""
+    steps = (info.contract.parity or {}).get("steps") if info.contract is not None else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else RANDOM_STEPS
+
+
 def random_x(info: ModelInfo, n: int = RANDOM_SAMPLES, seed: int = 0) -> dict:
     """Shaped random inputs that fit each input: token ids in [0, vocab_size) for integer
     inputs, values in the declared range (pixels: [0, 1]; else [0, 1)) for float ones."""
     rng = np.random.default_rng(seed)
     fixed = info.fixed_batch
+    steps = random_steps(info)
     out = {}
     for spec in info.specs:
         shape = [fixed or n]
         for i, d in enumerate(spec.shape[1:], start=1):
             if info.streaming and i == spec.time_axis:
-                shape.append(info.chunk * max(1, RANDOM_STEPS // info.chunk) if d is None else d)
+                shape.append(info.chunk * max(1, -(-steps // info.chunk)) if d is None else d)
             else:
-                shape.append(RANDOM_STEPS if d is None else d)
+                shape.append((steps if i == spec.time_axis else RANDOM_STEPS) if d is None else d)
         if spec.integer:
             lo, hi = 0, spec.vocab_size or (int(spec.value_range[1]) + 1 if spec.value_range else 2)
             out[spec.name] = rng.integers(lo, hi, size=shape).astype(spec.dtype)

@@ -116,11 +116,16 @@ def check(xs: list, inputs, *, fixed_steps: int | None) -> list[np.ndarray]:
     return out
 
 
-def steps_for(*, dynamic_time: bool, model_steps: int | None, chunk: int) -> int:
-    """Sequence length for random samples: the model's own, a multiple of `chunk` when free."""
+def steps_for(*, dynamic_time: bool, model_steps: int | None, chunk: int, window: tuple = (1, 1)) -> int:
+    """Sequence length for random samples: the model's own, a multiple of `chunk` when free.
+
+    With no length of its own, the model gets one that leaves DEFAULT_STEPS frames after its
+    windows on time: `window` is the walker's receptive field (frames, stride).
+    """
     if not dynamic_time:
         return int(model_steps)
-    steps = model_steps if model_steps and model_steps > 1 else DEFAULT_STEPS
+    frames, stride = window
+    steps = model_steps if model_steps and model_steps > 1 else frames + (DEFAULT_STEPS - 1) * stride
     return max(chunk, -(-steps // chunk) * chunk)
 
 

@@ -170,6 +170,12 @@ class WindowHandler(LayerHandler):
     def time_local(self, layer) -> bool:
         return not sees_time(layer) or self._time_mode(layer)[0] in ("local", "fed")
 
+    def time_window(self, layer) -> tuple[int, int]:
+        if not sees_time(layer):
+            return 0, 1
+        win = self.window(layer)
+        return (win.reach if win.padding == "valid" else 0), win.strides[0]
+
     def keeps_time(self, layer) -> bool:
         return True
 

@@ -53,14 +53,16 @@ class LayerNormHandler(LayerHandler):
         if rank is None:
             return None
         axes = _positive(layer.axis, rank)
-        why = _axes_why(axes, "normalizes")
-        if why is None and variant != "full" and 1 in axes:
-            why = "it normalizes across time steps (axis 1), so each step needs the whole sequence"
-        return why
+        return _axes_why(axes, "normalizes")
 
     def time_local(self, layer) -> bool:
         rank = _rank(layer)
         return rank is None or 1 not in _positive(layer.axis, rank)
+
+    def time_refusal(self, layer) -> str | None:
+        if self.time_local(layer):
+            return None
+        return "it normalizes across time steps (axis 1), so each step needs the whole sequence"
 
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g
@@ -106,13 +108,16 @@ class BatchNormHandler(LayerHandler):
         axis = int(layer.axis) % rank
         if axis == 0:
             return "it normalizes the batch axis"
-        if axis == 1 and variant != "full":
-            return "it keeps statistics per time index (axis=1), so a chunk would need its position in the sequence"
         return None
 
     def time_local(self, layer) -> bool:
         rank = _rank(layer)
         return rank is None or int(layer.axis) % rank != 1
+
+    def time_refusal(self, layer) -> str | None:
+        if self.time_local(layer):
+            return None
+        return "it keeps statistics per time index (axis=1), so a chunk would need its position in the sequence"
 
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g

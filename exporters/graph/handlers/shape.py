@@ -88,6 +88,9 @@ class FlattenHandler(LayerHandler):
     def time_local(self, layer) -> bool:
         return len(layer.input.shape) <= 2
 
+    def keeps_time(self, layer) -> bool:
+        return len(layer.input.shape) <= 2    # (batch, time, ...) -> (batch, time*...): no time axis left
+
     def emit(self, ctx, call: Call) -> list[str]:
         g = ctx.g
         shape = g.const("shape_batch_flat", np.array([0, -1], np.int64))
