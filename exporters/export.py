@@ -32,7 +32,7 @@ from runtime.contract import VARIANTS
 
 from . import keras_io, metadata
 from .atomic import check_writable, write_set
-from .errors import ConfigError, ModelFormatError, ParityError, UnsupportedLayerError
+from .errors import ConfigError, InputShapeError, ModelFormatError, ParityError, UnsupportedLayerError
 from .graph import fallback, reference, walker
 from .validation import parity as validate, samples as samples_mod
 
@@ -275,6 +275,10 @@ def _samples(samples, plan, dynamic_time, model, chunk, streaming) -> tuple[list
         xs = samples_mod.check(raw, plan.inputs, fixed_steps=fixed)
         source = f"file:{Path(samples).name}" if isinstance(samples, (str, Path)) else "array"
     steps = _steps(plan, xs)
+    lengths = {io.name: int(x.shape[1]) for io, x in zip(plan.inputs, xs) if io.has_time}
+    if streaming and len(set(lengths.values())) > 1:
+        raise InputShapeError(f"the stream and unrolled variants take one chunk of every sequence input per call, "
+                              f"so their samples need one length; got {lengths} (export only 'full' for others)")
     if streaming and steps is not None and steps < chunk:
         raise ConfigError(f"chunk {chunk} is longer than the {steps} steps of the samples")
     return xs, source
@@ -298,7 +302,7 @@ def _io_rows(ios, variant, chunk, fixed_time) -> list[dict]:
 def _io_entry(io, dynamic_time: bool) -> dict:
     return {"name": io.name, "shape": list(io.shape), "dtype": io.dtype,
             "time_axis": 1 if io.has_time else None, "dynamic_time": bool(dynamic_time and io.has_time),
-            "per_step": io.has_time}
+            "time_dim": io.time_dim if dynamic_time and io.has_time else None, "per_step": io.has_time}
 
 
 def _build(variant, plan, ref, *, chunk, opset, name, cache, fixed_time):
@@ -399,25 +403,31 @@ def _other_lengths(session, sig, plan, ref, xs, atol) -> dict:
     """
     steps, (frames, _) = _steps(plan, xs), walker.receptive_field(plan)
     lengths = [max(frames, steps // 2) if steps > 1 else 2, steps + 3][:OTHER_LENGTHS]   # every window fits
-    worst = 0.0
-    for t in lengths:
-        probe = samples_mod.random(plan.inputs, steps=t, n=min(8, len(xs[0])), seed=t)
+    axes = sorted({io.time_dim for io in plan.inputs if io.has_time and io.time_dim})
+    worst, per_axis = 0.0, {axis: [] for axis in axes}
+    for t in lengths:   # independent time axes get lengths that differ from each other
+        by_axis = {axis: t + k for k, axis in enumerate(axes)}
+        for axis, length in by_axis.items():
+            per_axis[axis].append(length)
+        what = " and ".join(f"{n} steps on {a}" for a, n in by_axis.items()) if len(axes) > 1 else f"{t} steps"
+        probe = samples_mod.random(plan.inputs, steps=by_axis if len(axes) > 1 else t, n=min(8, len(xs[0])),
+                                   seed=t)
         try:
             want = _keras(ref, probe)
         except Exception:  # Keras itself refuses this length: the length is not free
-            return {"failed": f"Keras refuses sequences of {t} steps"}
+            return {"failed": f"Keras refuses sequences of {what}"}
         try:
             got = validate.run_full(session, sig, probe)
             for g, w in zip(got, want):
                 stats = validate.compare(g, w)
                 worst = max(worst, stats["max_abs_diff"])
                 if not stats["max_abs_diff"] <= atol:
-                    raise ParityError(f"max |onnx - keras| {stats['max_abs_diff']:.3g} at {t} steps")
+                    raise ParityError(f"max |onnx - keras| {stats['max_abs_diff']:.3g} at {what}")
         except ParityError as exc:
             return {"failed": str(exc)}
         except Exception as exc:  # onnxruntime cannot run the graph at this length
-            return {"failed": f"onnxruntime cannot run {t} steps: {str(exc).strip().splitlines()[0][:200]}"}
-    return {"steps": lengths, "max_abs_diff": worst}
+            return {"failed": f"onnxruntime cannot run {what}: {str(exc).strip().splitlines()[0][:200]}"}
+    return {"steps": lengths, "max_abs_diff": worst, **({"time_axes": per_axis} if len(axes) > 1 else {})}
 
 
 def _variant_entry(variant, proto, blob, entry) -> dict:

@@ -302,6 +302,29 @@ def test_a_long_valid_window_on_a_free_time_axis_is_validated_on_a_length_it_fit
     assert x.shape[:2] == (4, 22) and "validated" in described["steps_from"], described
 
 
+def test_an_encoder_and_a_decoder_input_keep_their_own_lengths(exports):
+    """The English-French training model: 6 encoder steps and 9 decoder steps in one call."""
+    import onnx
+
+    import runtime
+
+    model, res = _get(exports, "translation")
+    graph = onnx.load(str(res.paths["full"])).graph
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(graph.input) + list(graph.output)}
+    assert dims == {"encoder_inputs": ["batch", "encoder_inputs_time", 9],
+                    "decoder_inputs": ["batch", "decoder_inputs_time", 11], "y": ["batch", "decoder_inputs_time", 11]}
+    assert [io["time_dim"] for io in res.report["inputs"] + res.report["outputs"]] == [
+        "encoder_inputs_time", "decoder_inputs_time", "decoder_inputs_time"]
+    other = res.report["variants"]["full"]["parity"]["other_lengths"]
+    assert other["time_axes"]["encoder_inputs_time"] != other["time_axes"]["decoder_inputs_time"]
+    rng = np.random.default_rng(0)
+    enc, dec = rng.random((3, 6, 9), dtype=np.float32), rng.random((3, 9, 11), dtype=np.float32)
+    got = runtime.load(res.paths["full"]).predict({"encoder_inputs": enc, "decoder_inputs": dec})
+    assert got.shape == (3, 9, 11)
+    assert np.abs(got - np.asarray(model([enc, dec], training=False))).max() <= 1e-5
+
+
 def test_metadata_says_what_the_graph_gives(exports):
     """Flatten folds time into features: the output has no time axis, and the runtime reads it so."""
     import runtime
@@ -337,3 +360,29 @@ def test_the_decoder_has_the_stream_layout_as_it_stands(exports):
     graph = onnx.load(str(res.paths["full"])).graph
     assert [i.name for i in graph.input] == ["decoder_inputs", "h", "c"]
     assert len(graph.output) == 3
+
+
+def test_two_sensor_branches_stream_together_and_full_takes_any_two_lengths(tmp_path):
+    """A multimodal activity recognizer: accelerometer and gyroscope, each through its own LSTM."""
+    import keras
+    import onnx
+    from keras import layers as L
+
+    from exporters.errors import InputShapeError
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(5)
+    acc, gyro = keras.Input((None, 3), name="acc"), keras.Input((None, 3), name="gyro")
+    y = L.Concatenate()([L.LSTM(6)(acc), L.LSTM(5)(gyro)])
+    model = keras.Model([acc, gyro], L.Dense(4, activation="softmax")(y), name="two_sensors")
+    rng = np.random.default_rng(1)
+    uneven = {"acc": rng.random((3, 6, 3), dtype=np.float32), "gyro": rng.random((3, 7, 3), dtype=np.float32)}
+    with pytest.raises(InputShapeError, match="one chunk of every sequence input per call"):
+        export_model(model, tmp_path / "streams", samples=uneven)
+    assert not (tmp_path / "streams").exists()
+    res = export_model(model, tmp_path / "full", variants=["full"], samples=uneven)
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in onnx.load(str(res.paths["full"])).graph.input]
+    assert dims == [["batch", "acc_time", 3], ["batch", "gyro_time", 3]]
+    res = export_model(model, tmp_path / "all")      # random samples: one length, so both streams advance together
+    assert sorted(res.paths) == ["full", "stream", "unrolled"], res.report["skipped"]

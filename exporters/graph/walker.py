@@ -41,6 +41,7 @@ class IO:
     vocab_size: int | None = None
     producer: object = None   # outputs: the layer that computes it
     pad_value: float | None = None  # inputs that feed a mask: the value of a padded step
+    time_dim: str | None = None     # the name of its time axis: IOs with the same name share one length
 
 
 @dataclass
@@ -277,7 +278,50 @@ def plan(model, time_inputs: set) -> Plan:
             "Bidirectional); rnnx exports recurrent models")
     taken = {io.name for io in inputs} | {io.name for io in outputs}
     states = _state_rows(steps, taken)
-    return Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
+    result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
+    _name_time_axes(result)
+    return result
+
+
+def _name_time_axes(plan: Plan) -> None:
+    """Give every sequence input its own time axis, and each output the axis it follows.
+
+    Inputs are independent until a layer combines them step by step (a merge, an element-wise
+    op): then they must have one length. An attention layer's output follows its query (its
+    first input), whatever the length of the sequence it attends to. One axis overall is
+    `time`; several are `<input>_time`. (Only `full` has time axes: a stream call takes one
+    chunk of every sequence input, which advance together, as synchronized sensors do.)
+    """
+    parent: dict = {}
+
+    def root(g):
+        while parent[g] != g:
+            g = parent[g]
+        return g
+
+    group = {}
+    for io in plan.inputs:
+        if io.has_time:
+            group[io.key] = parent[io.name] = io.name
+    for step in plan.steps:
+        roots = [root(group[k]) for k in step.in_keys if k in group and plan.tensors[k][2]]
+        if len(set(roots)) > 1 and not _follows_query(step.layer):
+            for r in roots[1:]:
+                parent[root(r)] = root(roots[0])
+        for k in step.out_keys:
+            if roots and plan.tensors.get(k, (None, None, False))[2]:
+                group[k] = roots[0]
+    axes = sorted({root(group[io.key]) for io in plan.inputs + plan.outputs if io.has_time and io.key in group})
+    for io in plan.inputs + plan.outputs:
+        if io.has_time and io.key in group:
+            io.time_dim = "time" if len(axes) == 1 else f"{root(group[io.key])}_time"
+
+
+def _follows_query(layer) -> bool:
+    import keras
+
+    return isinstance(layer, (keras.layers.Attention, keras.layers.AdditiveAttention,
+                              keras.layers.MultiHeadAttention))
 
 
 def _follow_masks(step, index, handler, masks, inputs, block, what) -> None:
@@ -451,7 +495,7 @@ def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None) -> 
         elif fixed_time is not None:
             dims[1] = fixed_time
         elif io.shape[1] is None:
-            dims[1] = "time"
+            dims[1] = io.time_dim or "time"
     return dims
 
 

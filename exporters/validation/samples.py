@@ -19,8 +19,11 @@ from ..errors import ConfigError, DataError, InputShapeError
 DEFAULT_STEPS = 8
 
 
-def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]:
+def random(inputs, *, steps: int | dict, n: int = 4, seed: int = 0) -> list[np.ndarray]:
     """Shaped random inputs (walker IOs): token ids in the vocabulary, else uniform [0, 1).
+
+    `steps` is one length for every sequence input, or {time axis name: length} for inputs
+    whose time axes are independent (walker IO.time_dim).
 
     An input that feeds a Keras mask (`pad_value` set) gets post-padded
     sequences of several lengths, the padding being its mask value.
@@ -28,8 +31,9 @@ def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]
     rng = np.random.default_rng(seed)
     out = []
     for io in inputs:
+        t = _length(steps, io)
         rest = tuple(d if d is not None else 1 for d in io.shape[2 if io.has_time else 1:])
-        shape = (n, steps, *rest) if io.has_time else (n, *rest)
+        shape = (n, t, *rest) if io.has_time else (n, *rest)
         low = 1 if io.pad_value is not None and io.vocab_size is not None else 0
         if io.dtype == "bool":
             x = np.ones(shape, bool)
@@ -38,12 +42,18 @@ def random(inputs, *, steps: int, n: int = 4, seed: int = 0) -> list[np.ndarray]
         else:
             x = rng.random(shape, dtype=np.float32).astype(io.dtype)
         if io.pad_value is not None and io.has_time:
-            lengths = rng.integers(max(1, steps // 2), steps + 1, size=n)
-            lengths[0] = steps
+            lengths = rng.integers(max(1, t // 2), t + 1, size=n)
+            lengths[0] = t
             for i, length in enumerate(lengths):
                 x[i, length:] = io.pad_value
         out.append(x)
     return out
+
+
+def _length(steps: int | dict, io) -> int:
+    if not isinstance(steps, dict):
+        return steps
+    return steps.get(io.time_dim, max(steps.values(), default=1))
 
 
 def read(samples) -> tuple[np.ndarray, np.ndarray | None]:
@@ -110,9 +120,14 @@ def check(xs: list, inputs, *, fixed_steps: int | None) -> list[np.ndarray]:
             raise InputValueError(f"samples for input {io.name!r} hold token ids outside [0, {io.vocab_size}); "
                                   f"found {int(x.min())}..{int(x.max())}")
         out.append(np.ascontiguousarray(x).astype(io.dtype, copy=False))
-    steps = {x.shape[1] for x, io in zip(out, inputs) if io.has_time}
-    if len(steps) > 1:
-        raise InputShapeError(f"the sequence inputs have different lengths {sorted(steps)}; expected one length")
+    by_axis: dict = {}
+    for x, io in zip(out, inputs):
+        if io.has_time:
+            by_axis.setdefault(io.time_dim, {})[io.name] = int(x.shape[1])
+    for lengths in by_axis.values():
+        if len(set(lengths.values())) > 1:
+            raise InputShapeError(f"the sequence inputs {sorted(lengths)} share one time axis in the model but "
+                                  f"the samples have lengths {lengths}; expected one length")
     return out
 
 
