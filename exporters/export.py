@@ -98,7 +98,14 @@ def _read_labels(labels) -> list[str] | None:
         if path.suffix == ".txt" or path.is_file():
             if not path.is_file():
                 raise ConfigError(f"labels file {str(path)!r} does not exist")
-            return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"labels file {str(path)!r} is not UTF-8 text (byte {exc.start}: "
+                                  f"{exc.object[exc.start:exc.start + 1]!r}); expected one label per line") from None
+            except OSError as exc:
+                raise ConfigError(f"labels file {str(path)!r} cannot be read: {exc.strerror}") from None
+            return [line.strip() for line in text.splitlines() if line.strip()]
         return [s.strip() for s in str(labels).split(",")]
     return [str(s) for s in labels]
 

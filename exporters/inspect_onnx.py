@@ -93,22 +93,22 @@ def render(info: dict) -> str:
     if meta is None:
         lines.append("rnnx metadata: none (not an rnnx export)")
         return "\n".join(lines)
-    lines.append("rnnx metadata:")
+    lines.append("rnnx metadata:")   # as written: the schema lets optional fields be null
     for key in ("variant", "chunk", "precision"):
         lines.append(f"  {key:<10} {meta.get(key)}")
-    for inp in meta.get("inputs", []):
+    for inp in meta.get("inputs") or []:
         lines.append(f"  input      {inp.get('name')} {inp.get('shape')} {inp.get('dtype')} "
                      f"time_axis={inp.get('time_axis')} preprocessing={inp.get('preprocessing')}"
                      + (f" vocab_size={inp['vocab_size']}" if inp.get("vocab_size") else ""))
-    for out in meta.get("outputs", []):
+    for out in meta.get("outputs") or []:
         lines.append(f"  output     {out.get('name')} {out.get('shape')} meaning={out.get('meaning')} "
                      f"per_step={out.get('per_step')} labels={out.get('labels')}")
-    for s in meta.get("states", []):
+    for s in meta.get("states") or []:
         lines.append(f"  state      {s.get('input')} -> {s.get('output')} {s.get('shape')} "
                      f"init={s.get('init')} ({s.get('kind')} of layer {s.get('layer')!r})")
-    src = meta.get("source", {})
+    src = meta.get("source") or {}
     lines.append(f"  source     {src.get('name')} sha256={src.get('sha256')} keras={src.get('keras_version')}")
-    parity = meta.get("parity", {})
+    parity = meta.get("parity") or {}
     if parity:
         lines.append("  parity     " + ", ".join(f"{k}={_num(v)}" for k, v in parity.items()
                                               if not isinstance(v, dict)))

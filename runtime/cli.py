@@ -7,6 +7,7 @@ and a non-zero exit: 1 for a model or input rnnx refuses, 2 for bad usage.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -73,13 +74,35 @@ def _read_input(path: str) -> np.ndarray:
         raise InputFileError(f"{path} is empty (0 bytes); expected a .npy array saved with numpy.save")
     if magic != b"\x93NUMPY":
         raise InputFileError(f"{path} is not a .npy file (save the array with numpy.save)")
+    _check_npy_size(path)
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputFileError(f"cannot read {path} as a .npy array: {exc}") from None
+    except MemoryError:
+        raise InputFileError(f"{path} holds an array too large for this machine's memory") from None
     if x.size == 0:
         raise InputFileError(f"{path} holds an empty array of shape {x.shape}; expected at least one sample")
     return x
+
+
+def _check_npy_size(path: str) -> None:
+    """The array the .npy header claims must fit in the bytes the file holds (before any allocation)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as handle:
+            version = fmt.read_magic(handle)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputFileError(f"cannot read {path} as a .npy array: {exc}") from None
+    if dtype.hasobject:
+        raise InputFileError(f"{path} holds Python objects (dtype {dtype}); expected a numeric array")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > data_bytes:
+        raise InputFileError(f"{path} claims an array of shape {shape} ({claimed} bytes of {dtype}) but holds "
+                             f"{data_bytes} bytes of data: the file is truncated or its header is wrong")
 
 
 class InputFileError(RnnxError):
@@ -150,7 +173,7 @@ def _print(model, y, *, top: int, raw: bool) -> None:
             print(f"{name}:\n{np.array2string(arr, precision=5, suppress_small=True)}")
         return
     contract = model.contract
-    labels = model.labels
+    labels = [_printable(label) for label in model.labels] if model.labels else model.labels
     probabilities = contract is not None and contract.output_meaning in ("class_probabilities", "probabilities")
     if raw or not (labels or probabilities):
         print(np.array2string(y, precision=5, suppress_small=True, threshold=10_000))
@@ -166,6 +189,13 @@ def _print(model, y, *, top: int, raw: bool) -> None:
         order = np.argsort(probs)[::-1][:top]
         cells = [f"{labels[k] if labels else k}\t{probs[k]:.4f}" for k in order]
         print(f"{i}\t" + "\t".join(cells))
+
+
+def _printable(label: str) -> str:
+    """A label as text a terminal shows: control characters (escape codes, newlines) as \\xNN/\\uNNNN."""
+    if all(ch.isprintable() for ch in label):
+        return label
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in label)
 
 
 def _positive_int(text: str) -> int:

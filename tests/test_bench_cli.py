@@ -64,6 +64,23 @@ def test_data_that_does_not_fit_the_model(tmp_path):
     _one_line_failure(_run(exported()["dir"], "--threads", "1,lots"), "threads must be positive integers")
 
 
+def test_data_files_that_are_not_npz_archives(tmp_path):
+    (tmp_path / "text.npz").write_text("x,y\n0.1,2\n")
+    np.save(tmp_path / "array.npz", np.zeros((4, 6, 5), np.float32))   # numpy.save under a .npz name
+    (tmp_path / "array.npz.npy").rename(tmp_path / "array.npz")
+    _one_line_failure(_run(exported()["dir"], "--data", tmp_path / "text.npz", "--providers", "cpu"),
+                      "DataError: samples file 'text.npz' is not a .npz archive (it has no zip header")
+    _one_line_failure(_run(exported()["dir"], "--data", tmp_path / "array.npz", "--providers", "cpu"),
+                      "is a single .npy array, not a .npz archive")
+
+
+def test_data_with_no_time_steps(tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=np.zeros((4, 0, 5), np.float32))
+    _one_line_failure(_run(exported()["dir"], "--data", empty, "--providers", "cpu"),
+                      "InputShapeError: empty.npz: x must have at least one time step")
+
+
 def test_labels_outside_the_classes(tmp_path):
     bad = tmp_path / "labels.npz"
     np.savez(bad, x=np.zeros((4, 6, 5), np.float32), y=np.array([0, 1, 7, -1]))

@@ -168,3 +168,30 @@ def test_each_command_module_imports_alone():
     for module in ("exporters.cli.export", "exporters.cli.quantize", "exporters.cli.bench", "exporters.cli.layers"):
         res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, f"{module}: {res.stderr[-500:]}"
+
+
+@pytest.mark.parametrize("field", ["states", "source", "parity"])
+def test_inspect_shows_schema_valid_null_fields(model_path, tmp_path, field):
+    import onnx
+
+    from exporters import metadata
+
+    out = tmp_path / "out"
+    assert _run("export", model_path, "--out", out, "--variants", "stream").exit_code == 0
+    model = onnx.load(str(out / "stream.onnx"))
+    meta = metadata.read(model)
+    meta[field] = None                     # the schema takes null for these optional fields
+    metadata.attach(model, meta)
+    onnx.save(model, str(tmp_path / "null.onnx"))
+    shown = CliRunner().invoke(cli, ["inspect", str(tmp_path / "null.onnx")])
+    assert shown.exit_code == 0, shown.output
+    assert "rnnx metadata:" in shown.output and "variant    stream" in shown.output
+
+
+def test_a_labels_file_that_is_not_utf8_is_one_line(model_path, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("chat\nchien\nhibou\n".encode("utf-16"))
+    res = CliRunner().invoke(cli, ["export", str(model_path), "--out", str(tmp_path / "out"), "--labels", str(labels)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "is not UTF-8 text" in res.stderr and "expected one label per line" in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists()

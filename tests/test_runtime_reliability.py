@@ -125,6 +125,40 @@ def test_cli_empty_input_files(paths, tmp_path):
     assert "is empty (0 bytes)" in _cli_error(paths["full"], "-i", tmp_path / "zero.npy")
 
 
+def test_cli_input_whose_header_claims_more_than_the_file_holds(paths, tmp_path):
+    """An .npy header that claims 18 TiB is refused from the header, before numpy allocates anything."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (5000000000000,), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                        + header.encode() + bytes(64))
+    err = _cli_error(paths["full"], "-i", tmp_path / "huge.npy")
+    assert "InputFileError" in err and "claims an array of shape (5000000000000,)" in err and "holds 64 bytes" in err
+    np.save(tmp_path / "cut.npy", sequences(2))
+    data = (tmp_path / "cut.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-7])             # a truncated copy
+    assert "the file is truncated or its header is wrong" in _cli_error(paths["full"], "-i", tmp_path / "cut.npy")
+
+
+def test_cli_labels_cannot_drive_the_terminal(paths, tmp_path):
+    """Labels come from the model file: escape codes in them are shown as text, never sent to the terminal."""
+    import onnx
+
+    from exporters import metadata
+
+    model = onnx.load(str(paths["full"]))
+    meta = metadata.read(model)
+    classes = len(meta["outputs"][0]["labels"])
+    meta["outputs"][0]["labels"] = ["\x1b[2J\x1b[31mred", "line\nbreak"] + [f"c{k}" for k in range(2, classes)]
+    metadata.attach(model, meta)
+    onnx.save(model, str(tmp_path / "tampered.onnx"))
+    np.save(tmp_path / "x.npy", sequences(2))
+    out = _python("-m", "runtime", str(tmp_path / "tampered.onnx"), "-i", str(tmp_path / "x.npy"),
+                  "--top", str(classes))
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "line\nbreak" not in out.stdout
+    assert out.stdout.count("\\x1b[2J\\x1b[31mred") == 2 and out.stdout.count("line\\nbreak") == 2, out.stdout
+
+
 def test_cli_output_that_cannot_be_written(paths, tmp_path):
     np.save(tmp_path / "x.npy", sequences(2))
     err = _cli_error(paths["full"], "-i", tmp_path / "x.npy", "--output", tmp_path / "missing" / "y.npy")

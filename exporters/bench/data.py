@@ -28,6 +28,9 @@ def check_xy(x, y, label: str = "data") -> tuple[np.ndarray, np.ndarray | None]:
     if x.ndim < 2 or x.shape[0] == 0:
         raise InputShapeError(f"{label}: x must be (samples, steps, features...) with at least one sample; "
                               f"got shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise InputShapeError(f"{label}: x must have at least one time step and one value per step; "
+                              f"got shape {x.shape}")
     if x.dtype.kind not in "fu":
         raise InputShapeError(f"{label}: x must be float or uint8; got {x.dtype}")
     if x.dtype.kind == "f":

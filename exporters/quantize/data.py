@@ -24,6 +24,7 @@ from runtime.contract import Contract
 from runtime.errors import InputValueError
 
 from ..errors import ConfigError, DataError, InputShapeError, QuantizationError
+from ..validation.samples import load_npz
 
 CALIBRATION_BATCH = 32
 PREDICT_BATCH = 256
@@ -167,7 +168,7 @@ def read_arrays(source, role: str, info: ModelInfo | None = None, *, need_labels
     """
     names = [s.name for s in info.specs] if info is not None else ["x"]
     if isinstance(source, (str, Path)):
-        arrays = _read_npz(Path(source), role)
+        arrays = load_npz(Path(source), role, "a .npz with array 'x' (and integer labels 'y' for evaluation)")
     elif isinstance(source, dict):
         arrays = {k: np.asarray(v) for k, v in source.items()}
     elif isinstance(source, tuple) and len(source) == 2:
@@ -189,17 +190,6 @@ def read_arrays(source, role: str, info: ModelInfo | None = None, *, need_labels
         raise DataError(f"{role} data has no array for input(s) {missing}; the model takes inputs {names}, "
                         f"one array each (keys found: {sorted(arrays)})")
     return {n: arrays[n] for n in names}, y
-
-
-def _read_npz(path: Path, role: str) -> dict:
-    if not path.is_file():
-        raise DataError(f"no data file at {str(path)!r} (it does not exist); expected a .npz with "
-                        "array 'x' (and integer labels 'y' for evaluation)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{role} file {path.name!r} is not a readable .npz: {exc}") from None
 
 
 def _shown(spec: InputSpec, streaming: bool, chunk: int | None) -> str:

@@ -8,6 +8,7 @@ number of samples N.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +70,7 @@ def read_inputs(samples, names: list[str]) -> tuple[list[np.ndarray], np.ndarray
     """
     if isinstance(samples, (str, Path)):
         path = Path(samples)
-        if not path.is_file():
-            raise DataError(f"no data file at {str(path)!r} (it does not exist); expected a .npz with "
-                            "array 'x' (and optional integer labels 'y')")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: np.asarray(data[k]) for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"samples file {path.name!r} is not a readable .npz: {exc}") from None
+        arrays = load_npz(path, "samples", "a .npz with array 'x' (and optional integer labels 'y')")
         labels = arrays.pop("y", None) if names != ["y"] else None
         return _pick(arrays, names, f"samples file {path.name!r}"), labels
     if isinstance(samples, dict):
@@ -84,6 +78,30 @@ def read_inputs(samples, names: list[str]) -> tuple[list[np.ndarray], np.ndarray
     if len(names) != 1:
         raise DataError(f"the model has inputs {names}; give samples as a dict or .npz with one array per input")
     return [np.asarray(samples)], None
+
+
+_ZIP_HEADERS = (b"PK\x03\x04", b"PK\x05\x06")   # a zip's first entry, or an empty archive
+
+
+def load_npz(path: Path, role: str, expected: str) -> dict:
+    """{name: array} of a .npz file; a missing, unreadable or non-.npz file is a DataError naming `role`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no data file at {str(path)!r} (it does not exist); expected {expected}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"{role} file {path.name!r} cannot be read: {exc.strerror}") from None
+    if head not in _ZIP_HEADERS:
+        what = ("a single .npy array, not a .npz archive" if head == b"\x93NUM"
+                else "not a .npz archive (it has no zip header: a text file, or another format?)")
+        raise DataError(f"{role} file {path.name!r} is {what}; expected {expected}, saved with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{role} file {path.name!r} is not a readable .npz: {exc}") from None
 
 
 def _pick(arrays: dict, names: list[str], what: str) -> list[np.ndarray]:
