@@ -325,3 +325,40 @@ def integer(cfg: dict, key: str, default: int | None = None, minimum: int = 1) -
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"parameter {key!r} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+# --------------------------------------------------------------------------- the `params` stage
+
+CHECKED = Path("params.checked")
+CHECKED_TEXT = "params.yaml passed the schema of pipeline/params.py\n"
+
+
+def main(argv=None) -> int:
+    """DVC stage `params`: check params.yaml before any other stage runs.
+
+    Every stage depends on its output, so a bad value stops `dvc repro` here, before DVC removes
+    any stage's outputs to rerun it (the last run's metrics and plots, which no cache holds, stay).
+    The output's content never changes, so a good edit reruns only the stages whose parameters it
+    touched.
+    """
+    import argparse
+    import sys
+
+    from exporters.atomic import write_bytes
+    from exporters.errors import RnnxError
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.params", description=main.__doc__.splitlines()[0])
+    ap.add_argument("--params", default=str(DEFAULT_PATH), help="pipeline parameters (default: params.yaml)")
+    ap.add_argument("--out", default=str(CHECKED), help=f"the mark it writes (default: {CHECKED})")
+    args = ap.parse_args(argv)
+    try:
+        load_params(args.params)
+        write_bytes(args.out, CHECKED_TEXT.encode())
+    except RnnxError as exc:
+        print(f"rnnx: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -67,3 +67,17 @@ def test_dvc_repro_on_a_tiny_configuration(tmp_path, tiny_params):
 
     again = _dvc(tmp_path, "repro")                          # nothing changed: nothing reruns
     assert "didn't change" in again.stdout or "up to date" in again.stdout
+
+    # a rejected parameter stops the run before DVC removes any stage's outputs (metrics and
+    # plots are in no cache: once removed, they are lost)
+    kept = {p: p.read_bytes() for folder in ("metrics", "plots", "models", "reports")
+            for p in sorted((tmp_path / folder).rglob("*")) if p.is_file()}
+    params["train"]["lstm"]["epochs"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    bad = _dvc(tmp_path, "repro", check=False)
+    assert bad.returncode != 0
+    assert "rnnx: ConfigError: params.yaml: train.lstm.epochs must be an integer >= 1, got -1" in bad.stderr
+    assert "[train lstm]" not in bad.stdout + bad.stderr
+    now = {p: p.read_bytes() for folder in ("metrics", "plots", "models", "reports")
+           for p in sorted((tmp_path / folder).rglob("*")) if p.is_file()}
+    assert now.keys() == kept.keys() and all(now[p] == kept[p] for p in kept)
