@@ -204,3 +204,41 @@ def test_plain_onnx_without_rnnx_metadata_is_quantized_with_a_warning(lstm, tmp_
             quantize_model(tmp_path / "plain_stream.onnx", tmp_path / "s.onnx", "int8-static",
                            calibration=np.zeros((2, 1, 28), np.float32))
     assert not (tmp_path / "s.onnx").exists()
+
+
+def _units(meta):
+    meta["states"][0]["shape"] = [None, meta["states"][0]["shape"][1] + 3]
+
+
+def _feature(meta):
+    meta["inputs"][0]["shape"][-1] += 4
+
+
+def _chunk(meta):
+    meta["chunk"] = 3
+    meta["inputs"][0]["shape"][1] = 3
+
+
+def _marked_full(meta):
+    meta.update(variant="full", states=[], chunk=None)
+
+
+@pytest.mark.parametrize("tamper, needle", [
+    (_units, "state tensor 'h_in_0' has"), (lambda m: m.update(states=m["states"][:1]), "does not declare"),
+    (_feature, "on axis 2 in the graph"), (_chunk, "on axis 1 in the graph"),
+    (_marked_full, "but its rnnx metadata says variant 'full'")])
+def test_metadata_that_disagrees_with_the_graph_is_a_model_format_error(lstm, tmp_path, tamper, needle):
+    """The runtime's one check of metadata against graph, before any onnxruntime run of the source."""
+    from exporters import metadata
+
+    model = onnx.load(str(lstm.paths["stream"]))
+    meta = metadata.read(model)
+    tamper(meta)
+    metadata.attach(model, meta)
+    onnx.save(model, str(tmp_path / "tampered.onnx"))
+    with pytest.raises(ModelFormatError, match=needle):
+        quantize_model(tmp_path / "tampered.onnx", tmp_path / "q.onnx", "int8-dynamic")
+    line = _one_line_error(_run(tmp_path / "tampered.onnx", "--mode", "fp16", "--out", tmp_path / "q.onnx"),
+                           "ModelFormatError")
+    assert needle in line
+    assert not (tmp_path / "q.onnx").exists()

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from runtime.contract import Contract
 from runtime.errors import RnnxError, UncheckedModelWarning
+from runtime.session import open_model
 
 from .. import metadata
 from ..validation import parity as validate
@@ -223,6 +224,7 @@ def model_info(path: Path) -> quant_data.ModelInfo:
         if "unparsable" in meta:
             raise ModelFormatError(f"{path.name}: its rnnx metadata is not valid JSON")
         contract = Contract.from_dict(meta)
+        open_model(path, providers=["cpu"], threads=1)   # the runtime's check: the metadata describes the graph
     if not info["inputs"]:
         raise ModelFormatError(f"{path.name} has no graph inputs; expected an rnnx export with input 'x'")
     vocab = quant_graph.vocab_sizes(onnx.load(str(path), load_external_data=False))
