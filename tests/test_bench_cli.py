@@ -64,6 +64,13 @@ def test_data_that_does_not_fit_the_model(tmp_path):
     _one_line_failure(_run(exported()["dir"], "--threads", "1,lots"), "threads must be positive integers")
 
 
+def test_a_json_path_below_a_file_fails_before_the_timing(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    res = _run(exported()["dir"], "--providers", "cpu", "--reps", "3", "--json", tmp_path / "afile" / "b.json")
+    _one_line_failure(res, "OutputError: cannot write")
+    assert "[1/" not in res.stderr                          # no row was timed first
+
+
 def test_data_files_that_are_not_npz_archives(tmp_path):
     (tmp_path / "text.npz").write_text("x,y\n0.1,2\n")
     np.save(tmp_path / "array.npz", np.zeros((4, 6, 5), np.float32))   # numpy.save under a .npz name

@@ -195,3 +195,26 @@ def test_a_labels_file_that_is_not_utf8_is_one_line(model_path, tmp_path):
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "is not UTF-8 text" in res.stderr and "expected one label per line" in res.stderr, res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_export_and_bench_print_only_rnnx_lines(model_path, tmp_path):
+    """TensorFlow, absl and the TFLite converter keep quiet unless --verbose, with no TF_CPP_MIN_LOG_LEVEL set."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rnnx = str(Path(sys.executable).parent / "rnnx")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = tmp_path / "out"
+    run = subprocess.run([rnnx, "export", str(model_path), "--out", str(out), "--variants", "full,stream"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert all(line.startswith("rnnx export: ") for line in run.stderr.splitlines()), run.stderr
+    assert [line.split("\t")[0] for line in run.stdout.splitlines()] == ["full", "stream"], run.stdout
+    run = subprocess.run([rnnx, "bench", str(out), "--keras", str(model_path), "--batch", "1", "--reps", "3",
+                          "--rounds", "1", "--streams", "1", "--sweep", "", "--threads", "1"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert all(line.startswith("rnnx") for line in run.stderr.splitlines()), run.stderr
+    assert "Saved artifact" not in run.stdout and "absl" not in run.stdout + run.stderr, run.stdout

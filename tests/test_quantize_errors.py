@@ -242,3 +242,17 @@ def test_metadata_that_disagrees_with_the_graph_is_a_model_format_error(lstm, tm
                            "ModelFormatError")
     assert needle in line
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_an_out_path_that_cannot_be_a_folder_fails_before_the_work(lstm, tmp_path):
+    from fs_faults import remount_read_only, tmpfs
+
+    (tmp_path / "afile").write_text("not a folder")
+    line = _one_line_error(_run(lstm.paths["full"], "--mode", "fp16", "--out", tmp_path / "afile" / "sub" / "q.onnx"),
+                           "OutputError")
+    assert "is a file, not a folder" in line
+    with tmpfs(tmp_path / "mnt", "64k") as mnt:
+        remount_read_only(mnt)
+        res = _run(lstm.paths["full"], "--mode", "fp16", "--out", mnt / "new" / "q.onnx")
+        assert "read-only" in _one_line_error(res, "OutputError")
+        assert "comparing with fp32" not in res.stderr        # refused before any quantization work

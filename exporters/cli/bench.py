@@ -53,11 +53,13 @@ def bench_command(target, keras_file, data, providers, batches, threads, reps, r
     each speed-up is a median of per-round ratios with its 95% interval, and the
     machine's load is recorded. Progress goes to stderr, a summary to stdout.
     """
-    from ..atomic import write_json
+    from ..atomic import check_writable, write_json
     from ..bench import benchmark
     from ..bench.data import load_npz
     from ..bench.text import render
 
+    if json_out is not None:
+        check_writable(json_out.parent)    # before minutes of timing, not after
     x, y = load_npz(data) if data is not None else (None, None)
     result = benchmark(target, keras=keras_file, x=x, y=y,
                        providers=providers.split(",") if providers else None,
@@ -66,8 +68,7 @@ def bench_command(target, keras_file, data, providers, batches, threads, reps, r
                        litert=not no_litert,
                        progress=lambda msg: click.echo(f"rnnx bench: {msg}", err=True))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(json_out, result)
+        write_json(json_out, result)       # the one atomic writer makes the folders (OutputError on failure)
     click.echo(render(result))
     if json_out is not None:
         click.echo(f"wrote {json_out}")

@@ -63,7 +63,7 @@ from .. import metadata
 from ..validation import parity as validate
 from . import data as quant_data, graph as quant_graph, layers as quant_layers, mixed as mixed_mod
 from . import unroll as unroll_mod, workspace
-from ..atomic import write_bytes
+from ..atomic import check_writable, write_bytes
 from ..errors import ConfigError, ModelFormatError, QuantizationError
 from ..inspect_onnx import describe
 
@@ -207,6 +207,7 @@ def _check_paths(src, dst, force: bool) -> tuple[Path, Path]:
     src, dst = Path(src), Path(dst)
     if dst.is_dir():
         raise ConfigError(f"output {str(dst)!r} is a directory; expected an .onnx file path")
+    check_writable(dst.parent)     # a file in the way, a read-only folder: before the work
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise ConfigError(f"output {str(dst)!r} is the fp32 source itself; choose another path")
     if dst.exists() and not force:
@@ -419,8 +420,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             if settled:
                 break
         _check_size(report, allow_larger, src, mode)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(dst, blob)
+        write_bytes(dst, blob)     # makes the folders; OutputError when it cannot
     say(f"{mode}: wrote {dst}" + (f" (kept in fp32: {', '.join(kept)})" if kept else ""))
     return report
 
