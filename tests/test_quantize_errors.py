@@ -2,6 +2,7 @@
 and nothing half-written either way."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +257,23 @@ def test_an_out_path_that_cannot_be_a_folder_fails_before_the_work(lstm, tmp_pat
         res = _run(lstm.paths["full"], "--mode", "fp16", "--out", mnt / "new" / "q.onnx")
         assert "read-only" in _one_line_error(res, "OutputError")
         assert "comparing with fp32" not in res.stderr        # refused before any quantization work
+
+
+def test_the_quantizers_scratch_stays_in_the_private_workspace(lstm, tmp_path, monkeypatch):
+    """onnxruntime's pre-processing makes `pre.quant.*` folders with tempfile; a SIGKILLed run left
+    them in the system temp folder, where no sweep removes them. They belong in rnnx's workspace."""
+    import tempfile
+
+    made, real = [], tempfile.mkdtemp
+
+    def spy(*args, **kwargs):
+        path = real(*args, **kwargs)
+        made.append(path)
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy)
+    quantize_model(lstm.paths["stream"], tmp_path / "q.onnx", "int8-dynamic", max_drop=100.0, latency_reps=0)
+    scratch = [p for p in made if "pre.quant" in p]
+    assert scratch, made                                       # the pre-processing ran
+    assert all("/rnnx-quantize-" in p for p in scratch), scratch
+    assert not any(Path(p).exists() for p in made)             # and nothing is left behind

@@ -7,7 +7,7 @@ makes a folder of its own, runs the quantizer with that folder as the
 current directory (restoring the caller's afterwards) and removes it on the
 way out, on errors, Ctrl-C and SIGTERM too. A run killed outright (SIGKILL)
 cannot clean up; its folder carries the process id, and the next run removes
-the folders of processes that no longer exist.
+the folders of processes that no longer exist (and all the scratch inside them).
 """
 
 from __future__ import annotations
@@ -72,10 +72,13 @@ def workspace():
 
 @contextlib.contextmanager
 def inside(path: Path):
-    """Run with `path` as the current directory (scratch files of the quantizer land there)."""
-    old = os.getcwd()
+    """Run with `path` as the current directory and the temp folder (scratch files of the
+    quantizer land there: its pre-processing makes `pre.quant.*` folders with `tempfile`)."""
+    old, old_tmp = os.getcwd(), tempfile.tempdir
     os.chdir(path)
+    tempfile.tempdir = str(path)
     try:
         yield path
     finally:
+        tempfile.tempdir = old_tmp
         os.chdir(old)
