@@ -277,3 +277,34 @@ def test_the_quantizers_scratch_stays_in_the_private_workspace(lstm, tmp_path, m
     assert scratch, made                                       # the pre-processing ran
     assert all("/rnnx-quantize-" in p for p in scratch), scratch
     assert not any(Path(p).exists() for p in made)             # and nothing is left behind
+
+
+def test_a_converted_model_that_crashes_onnxruntime_is_a_typed_error(tmp_path):
+    """One GRU sequence feeding an LSTM and a TimeDistributed output: onnxruntime 1.32 segfaults
+    loading its fp16 copy. Every fresh conversion is opened in a child process first, so the
+    command says so instead of dying with signal 11 (and a fixed onnxruntime just quantizes it)."""
+    import subprocess
+    import sys
+
+    import keras
+    from keras import layers as L
+
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, 6))
+    seq = L.GRU(8, return_sequences=True)(inp)
+    model = keras.Model(inp, [L.Dense(2)(L.LSTM(5)(seq)), L.TimeDistributed(L.Dense(3))(seq)], name="shared_seq")
+    res = export_model(model, tmp_path / "export", variants=["full"])
+    rnnx = str(Path(sys.executable).parent / "rnnx")
+    run = subprocess.run([rnnx, "quantize", str(res.paths["full"]), "--mode", "fp16", "--allow-larger",
+                          "--out", str(tmp_path / "q.onnx")], capture_output=True, text=True, timeout=600)
+    assert run.returncode in (0, 1), (run.returncode, run.stderr[-2000:])      # never killed by a signal
+    if run.returncode == 1:
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            "rnnx: QuantizationError: fp16: onnxruntime"), run.stderr
+        assert "cannot load the converted model" in run.stderr and not (tmp_path / "q.onnx").exists()
+    else:
+        import runtime
+
+        assert runtime.load(tmp_path / "q.onnx").contract.precision == "fp16"

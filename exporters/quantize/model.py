@@ -215,7 +215,9 @@ def _check_paths(src, dst, force: bool) -> tuple[Path, Path]:
     return src, dst
 
 
-def model_info(path: Path) -> quant_data.ModelInfo:
+def model_info(path: Path, *, check_graph: bool = True) -> quant_data.ModelInfo:
+    """What quantization needs to know of `path`; with `check_graph`, the runtime's check that
+    its rnnx metadata describes its graph (an onnxruntime session: not for a fresh, unprobed file)."""
     import onnx
 
     info = describe(path)  # ModelFormatError for a missing or non-ONNX file
@@ -225,7 +227,8 @@ def model_info(path: Path) -> quant_data.ModelInfo:
         if "unparsable" in meta:
             raise ModelFormatError(f"{path.name}: its rnnx metadata is not valid JSON")
         contract = Contract.from_dict(meta)
-        open_model(path, providers=["cpu"], threads=1)   # the runtime's check: the metadata describes the graph
+        if check_graph:
+            open_model(path, providers=["cpu"], threads=1)
     if not info["inputs"]:
         raise ModelFormatError(f"{path.name} has no graph inputs; expected an rnnx export with input 'x'")
     vocab = quant_graph.vocab_sizes(onnx.load(str(path), load_external_data=False))
@@ -298,7 +301,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
     if mixed not in MIXED:
         raise ConfigError(f"mixed must be one of {', '.join(MIXED)}; got {mixed!r}")
     src, dst = _check_paths(src, dst, force)
-    info = model_info(src)
+    info = model_info(src, check_graph=False)
     notes, warn = [], []
     if info.contract is None:
         text = (f"{src.name} has no 'rnnx' metadata (not an rnnx export): variant, states, labels and "
@@ -310,6 +313,8 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         raise QuantizationError(f"{src.name} is already quantized (precision {info.contract.precision!r}); "
                                 "quantize its fp32 export instead")
     source = _load_source(src.resolve())
+    if info.contract is not None:   # the runtime's check that the metadata describes the graph
+        open_model(src, providers=["cpu"], threads=1)
     source_bytes = source.SerializeToString()
     original_names = quant_graph.names_in(source)
 
@@ -369,8 +374,11 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             return proto
 
         def attempt(kept: tuple) -> mixed_mod.Trial:
-            got = _predict(quantize(kept).SerializeToString(), info, x_cmp, mode)
-            return _trial(kept, ref, got, eval_y)
+            blob = quantize(kept).SerializeToString()
+            trial = work / "trial.onnx"
+            trial.write_bytes(blob)
+            _probe_in_subprocess(trial, mode)      # before any session of this process opens it
+            return _trial(kept, ref, _predict(blob, info, x_cmp, mode), eval_y)
 
         quantizable = [name for name, nodes in layer_nodes.items() if nodes]
         kept, search_log = (), None
@@ -398,9 +406,9 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
                               unrolled)
         out_path = work / "final.onnx"
         out_path.write_bytes(blob)
-        after = model_info(out_path)
-        _check_io(info, after, mode)
         _probe_in_subprocess(out_path, mode)
+        after = model_info(out_path, check_graph=False)   # the runtime's own open comes in _check_contract
+        _check_io(info, after, mode)
         _check_contract(out_path, info, mode)
         report = _report(src, dst, mode, info, after, len(source_bytes), len(blob), figures, shared,
                          per_channel, method, cal_x, notes, warn, proto, unrolled=unrolled)
