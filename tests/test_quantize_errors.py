@@ -302,7 +302,7 @@ def test_a_converted_model_that_crashes_onnxruntime_is_a_typed_error(tmp_path):
     assert run.returncode in (0, 1), (run.returncode, run.stderr[-2000:])      # never killed by a signal
     if run.returncode == 1:
         assert run.stderr.strip().splitlines()[-1].startswith(
-            "rnnx: QuantizationError: fp16: onnxruntime"), run.stderr
+            "rnnx: QuantizationError: fp16 of full.onnx: onnxruntime"), run.stderr
         assert "cannot load the converted model" in run.stderr and not (tmp_path / "q.onnx").exists()
     else:
         import runtime

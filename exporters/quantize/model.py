@@ -377,7 +377,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             blob = quantize(kept).SerializeToString()
             trial = work / "trial.onnx"
             trial.write_bytes(blob)
-            _probe_in_subprocess(trial, mode)      # before any session of this process opens it
+            _probe_in_subprocess(trial, mode, src, info.op_counts)   # before any session of this process opens it
             return _trial(kept, ref, _predict(blob, info, x_cmp, mode), eval_y)
 
         quantizable = [name for name, nodes in layer_nodes.items() if nodes]
@@ -406,7 +406,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
                               unrolled)
         out_path = work / "final.onnx"
         out_path.write_bytes(blob)
-        _probe_in_subprocess(out_path, mode)
+        _probe_in_subprocess(out_path, mode, src, info.op_counts)
         after = model_info(out_path, check_graph=False)   # the runtime's own open comes in _check_contract
         _check_io(info, after, mode)
         _check_contract(out_path, info, mode)
@@ -565,7 +565,7 @@ def _quantizer_output(say):
             say(f"onnxruntime: {line}")
 
 
-def _probe_in_subprocess(path: Path, mode: str) -> None:
+def _probe_in_subprocess(path: Path, mode: str, src: Path | None = None, op_counts: dict | None = None) -> None:
     """Open the model with onnxruntime's default settings in a child process first: a crash
     there (a segfault in the graph optimizer, seen with float16 graphs) becomes a typed error
     here instead of killing the caller, and no file that crashes an edge app is written."""
@@ -580,8 +580,13 @@ def _probe_in_subprocess(path: Path, mode: str) -> None:
         raise QuantizationError(f"{mode}: onnxruntime did not load the converted model in 300 s") from None
     if res.returncode != 0:
         why = f"signal {-res.returncode}" if res.returncode < 0 else (res.stderr.strip().splitlines() or ["?"])[-1]
-        raise QuantizationError(f"{mode}: onnxruntime {_ort_version()} cannot load the converted model "
-                                f"({why}); nothing written")
+        why = why.replace(f"Load model from {path} failed:", "").strip()   # the scratch path says nothing
+        loops = [op for op in LOOP_OPS if op in (op_counts or {})]
+        hint = (f"; its recurrence is a {loops[0]} (tf2onnx's form of ConvLSTM and of layers rnnx has no handler "
+                f"for), whose body onnxruntime's float16 converter does not convert into a loadable graph: keep "
+                "this model fp32") if loops else ""
+        raise QuantizationError(f"{mode}{f' of {src.name}' if src else ''}: onnxruntime {_ort_version()} cannot "
+                                f"load the converted model ({why}); nothing written{hint}")
 
 
 def _ort_version() -> str:
