@@ -20,7 +20,7 @@ Schema (``format`` 2)::
          "time_axis": 1 | null,            # null: a side input with no time axis
          "preprocessing": {"uint8_scale": 0.0039} | null,
          "range": [0.0, 1.0] | null,       # value range of float inputs
-         "vocab_size": 5000 | null}        # integer token ids must lie in [0, vocab_size)
+         "vocab_size": 5000 | null}        # token ids (integer, or float ids fed to an Embedding) lie in [0, vocab_size)
       ],
       "outputs": [                         # graph outputs in order, states excluded
         {"name": "y", "shape": [null, 10], "dtype": "float32",
@@ -297,8 +297,8 @@ def _input(entry: Any, where: str) -> TensorSpec:
     if value_range is not None and dtype not in FLOAT_DTYPES:
         raise _Bad(f"{where}.range", f"applies to float inputs; this input is {dtype} (use vocab_size for ids)")
     vocab = _opt_int(entry, "vocab_size", where, minimum=1)
-    if vocab is not None and dtype not in INT_DTYPES:
-        raise _Bad(f"{where}.vocab_size", f"applies to integer token-id inputs; this input is {dtype}")
+    if vocab is not None and dtype not in INT_DTYPES + FLOAT_DTYPES:
+        raise _Bad(f"{where}.vocab_size", f"applies to token-id inputs (integer or float); this input is {dtype}")
     if value_range is None and scale is not None:
         value_range = (0.0, 1.0)  # a model that scales uint8 pixels itself takes floats in [0, 1]
     return TensorSpec(name, shape, dtype, time_axis=time_axis, uint8_scale=scale,

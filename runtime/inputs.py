@@ -33,7 +33,8 @@ class InputChecker:
         dtype: the dtype the graph takes.
         uint8_scale: when set, uint8 arrays are accepted and multiplied by it.
         value_range: ``(lo, hi)`` float inputs must lie in, or ``None``.
-        vocab_size: integer token-id inputs: ids must lie in ``[0, vocab_size)``.
+        vocab_size: token-id inputs (those that feed an Embedding): ids must lie in
+            ``[0, vocab_size)``; float ids are checked as the range ``[0, vocab_size - 1]``.
         axis_names: names for dynamic axes in messages, e.g. ``{0: "batch"}``.
     """
 
@@ -44,8 +45,10 @@ class InputChecker:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.uint8_scale = None if uint8_scale is None else self.dtype.type(uint8_scale)
+        self.vocab_size = vocab_size if self.dtype.kind in "iuf" else None
+        if self.vocab_size is not None and self.dtype.kind == "f" and value_range is None:
+            value_range = (0.0, float(self.vocab_size - 1))   # float ids: the range checks them fast
         self.value_range = value_range
-        self.vocab_size = vocab_size if self.dtype.kind in "iu" else None
         self.axis_names = dict(axis_names or {})
         self.bits_limit = _bits_limit(self.dtype, value_range)
 
@@ -120,7 +123,7 @@ class InputChecker:
         x = self.as_array(x)
         self.check_dtype(x)
         self.check_shape(x, shape, hint)
-        if self.vocab_size is not None:
+        if self.vocab_size is not None and self.dtype.kind in "iu":
             self.check_ids(x)  # before the conversion, which could wrap a large id around
         scaled = x.dtype == np.uint8 and self.uint8_scale is not None
         arr = self.convert(x)
@@ -133,7 +136,7 @@ class InputChecker:
     def check_values(self, arr: np.ndarray) -> None:
         """Raise on NaN/inf, or on values outside the declared range (``arr`` already converted);
         for token-id inputs, on ids outside ``[0, vocab_size)``."""
-        if self.vocab_size is not None:
+        if self.vocab_size is not None and arr.dtype.kind in "iu":
             self.check_ids(arr)
             return
         if arr.dtype.kind != "f" or arr.size == 0:
@@ -149,9 +152,10 @@ class InputChecker:
             self._raise_nonfinite(arr)  # (or a huge finite value overflowed it: then no error)
 
     def check_ids(self, arr: np.ndarray) -> None:
-        """Raise unless every id of the integer array ``arr`` lies in ``[0, vocab_size)``."""
+        """Raise unless every id of the integer array ``arr`` lies in ``[0, vocab_size)`` (float ids
+        are checked after conversion, as a value range, by `check_values`)."""
         vocab = self.vocab_size
-        if vocab is None or arr.size == 0:
+        if vocab is None or arr.size == 0 or self.dtype.kind == "f" or arr.dtype.kind not in "iu":
             return
         flat = arr.reshape(-1)
         if _min(flat) >= 0 and _max(flat) < vocab:
@@ -175,6 +179,10 @@ class InputChecker:
 
     def _raise_range(self, lo: float, hi: float) -> None:
         want_lo, want_hi = self.value_range
+        if self.vocab_size is not None:
+            raise InputValueError(
+                f"input {self.name!r} holds token ids from {lo:g} to {hi:g}; ids must lie in "
+                f"[0, {self.vocab_size}) (vocab_size {self.vocab_size}: it feeds an Embedding)")
         hint = ""
         if self.uint8_scale is not None and hi > want_hi:
             hint = "; unscaled pixels? pass them as uint8 and the model scales them"

@@ -108,6 +108,42 @@ def test_token_ids_outside_the_vocabulary(multi, bad_id):
         np.testing.assert_array_equal(arr, before[name])
 
 
+@pytest.fixture(scope="module")
+def float_ids(tmp_path_factory):
+    """A char model whose Input is float32 ids into an Embedding (Keras casts them)."""
+    import keras
+    from keras import layers as L
+
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None,))
+    model = keras.Model(inp, L.Dense(5)(L.GRU(8)(L.Embedding(40, 6)(inp))), name="float_ids")
+    return model, export_model(model, tmp_path_factory.mktemp("float_ids"))
+
+
+@pytest.mark.parametrize("bad", [40.0, -1.0, 1e12, np.nan])
+def test_float_token_ids_outside_the_vocabulary(float_ids, bad, tmp_path):
+    model, res = float_ids
+    assert res.report["variants"].keys() == {"full", "stream", "unrolled"}
+    x = np.array([[1, 2, 39, 3], [0, 5, 6, 7]], np.float32)
+    np.testing.assert_allclose(runtime.load(res.paths["full"]).predict(x), np.asarray(model(x)), atol=1e-5)
+    x[1, 2] = bad
+    message = "ids must lie in \\[0, 40\\) \\(vocab_size 40: it feeds an Embedding\\)"
+    if np.isnan(bad):
+        message = "must hold finite float32 values"
+    with pytest.raises(runtime.InputValueError, match=message):
+        runtime.load(res.paths["full"]).predict(x)
+    for variant in ("stream", "unrolled"):
+        stream = runtime.load(res.paths[variant], batch=2)
+        with pytest.raises(runtime.InputValueError, match=message):
+            stream.feed(x)
+        with pytest.raises(runtime.InputValueError, match=message):
+            stream.step(x[:, 2:3])
+    np.save(tmp_path / "x.npy", x)
+    assert "InputValueError" in _cli_error(res.paths["stream"], "-i", tmp_path / "x.npy")
+
+
 # -- the command line ---------------------------------------------------------------------------------
 
 def _cli_error(*args):

@@ -156,7 +156,7 @@ def _functional(model):
 
 
 def vocab_of(model, key) -> int | None:
-    """The vocabulary size of an integer input that feeds an Embedding directly."""
+    """The vocabulary size of an input that feeds an Embedding directly, else None."""
     import keras
 
     for node in _nodes(_functional(model)):
@@ -179,8 +179,8 @@ def plan(model, time_inputs: set) -> Plan:
     for t, name in zip(fmodel.inputs, in_names):
         key = _key(t)
         inputs.append(IO(name, key, _shape(t), str(t.dtype), _input_layer_name(t) in time_inputs and len(t.shape) >= 2))
-    for io in inputs:
-        if np.issubdtype(np.dtype(io.dtype), np.integer):
+    for io in inputs:   # token ids: integer inputs, and float ones (Keras casts them) that feed an Embedding
+        if io.dtype != "bool":
             io.vocab_size = vocab_of(model, io.key)
     tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
     masks: dict = {}          # tensor key -> index of the step that started its mask
