@@ -16,7 +16,8 @@ test: install-dev data
 # metadata, bad parameters, litter, threads); part of `make test` too.
 RELIABILITY = tests/test_runtime_reliability.py tests/test_runtime_contract.py tests/test_runtime_errors.py \
 	tests/test_export_set.py tests/test_atomic.py tests/test_export_errors.py tests/test_quantize_errors.py \
-	tests/test_params.py tests/test_dvc_deps.py tests/test_packaging.py
+	tests/test_params.py tests/test_dvc_deps.py tests/test_packaging.py tests/test_export_cli.py tests/test_bench_cli.py \
+	tests/test_pipeline_dvc.py
 
 reliability: install-dev data
 	$(BIN)/python -m pytest -q $(RELIABILITY)

@@ -386,23 +386,3 @@ def test_two_sensor_branches_stream_together_and_full_takes_any_two_lengths(tmp_
     assert dims == [["batch", "acc_time", 3], ["batch", "gyro_time", 3]]
     res = export_model(model, tmp_path / "all")      # random samples: one length, so both streams advance together
     assert sorted(res.paths) == ["full", "stream", "unrolled"], res.report["skipped"]
-
-
-def test_fp16_of_a_convlstm_loop_is_refused_with_the_reason_or_loads(exports, tmp_path):
-    """tf2onnx writes ConvLSTM2D as a Loop; onnxruntime's float16 converter leaves its body
-    unloadable. rnnx never writes such a file: it says why (or, once the converter handles it,
-    writes one the runtime loads)."""
-    import runtime
-    from exporters.errors import QuantizationError
-    from exporters.quantize import quantize_model
-
-    _, res = _get(exports, "nextframe")
-    assert "Loop" in res.report["variants"]["full"]["op_counts"]
-    dst = tmp_path / "full.fp16.onnx"
-    try:
-        quantize_model(res.paths["full"], dst, "fp16", allow_larger=True, latency_reps=0)
-    except QuantizationError as exc:
-        assert "its recurrence is a Loop" in str(exc) and "keep this model fp32" in str(exc), exc
-        assert "rnnx-quantize-" not in str(exc) and not dst.exists()
-    else:
-        assert runtime.load(dst).contract.precision == "fp16"
