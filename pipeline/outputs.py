@@ -26,9 +26,12 @@ def write_keras(path: str | Path, model) -> None:
     """Save `model` as a `.keras` file whose bytes depend only on the model.
 
     Keras stamps the save time into the archive (`date_saved` in metadata.json and the weights
-    entry's zip time), so two saves of the same weights differ and every later stage's inputs
-    with them. Here both are fixed: `date_saved` is SOURCE_DATE_EPOCH when it is set (the
-    reproducible-builds convention), else the zip epoch; entries keep their order and compression.
+    entry's zip time) and writes Python object ids (`shared_object_id`, memory addresses) into
+    config.json, so two saves of the same weights differ and every later stage's inputs with
+    them. Here the times are fixed (`date_saved` is SOURCE_DATE_EPOCH when it is set, the
+    reproducible-builds convention, else the zip epoch) and the ids are numbered 1, 2, ... in
+    order of appearance (Keras only compares them within one file); entries keep their order
+    and compression.
     """
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     stamp = time.gmtime(int(epoch)) if epoch.isdigit() else time.struct_time((*ZIP_EPOCH, 1, 1, 0))
@@ -44,9 +47,21 @@ def write_keras(path: str | Path, model) -> None:
                     meta = json.loads(data)
                     meta["date_saved"] = time.strftime("%Y-%m-%d@%H:%M:%S", stamp)
                     data = json.dumps(meta).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_numbered_ids(json.loads(data), {})).encode()
                 entry = zipfile.ZipInfo(info.filename, date_time=tuple(stamp)[:6])
                 entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
                 dst.writestr(entry, data)
+
+
+def _numbered_ids(node, ids: dict):
+    """`node` with every `shared_object_id` replaced by its rank of first appearance."""
+    if isinstance(node, dict):
+        return {k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else _numbered_ids(v, ids))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_numbered_ids(v, ids) for v in node]
+    return node
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import zipfile
 
@@ -38,24 +39,41 @@ def test_trained_weights_are_bit_identical_on_a_pinned_machine_kind(pinned_runs)
     assert {n: r["weights_sha256"] for n, r in pinned_runs.items()} == hashes[kind]
 
 
-def test_the_train_stage_writes_the_same_keras_bytes_for_the_same_model(tmp_path, monkeypatch):
+_SAVE = """
+import sys, keras
+from pipeline.outputs import write_keras
+keras.utils.set_random_seed(3)
+model = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(2)])
+write_keras(sys.argv[1], model)
+"""
+
+
+def test_the_train_stage_writes_the_same_keras_bytes_for_the_same_model(tmp_path):
+    """Two processes (other object addresses), two moments (other save times): the same bytes."""
+    import os
+    import subprocess
+    import sys
+
     import keras
 
-    from pipeline.outputs import write_keras
-
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(2)])
-    write_keras(tmp_path / "a.keras", model)
-    time.sleep(2.1)    # a save at another moment: Keras stamps seconds, zip entries 2-second steps
-    write_keras(tmp_path / "b.keras", model)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    for i, name in enumerate(("a.keras", "b.keras", "c.keras")):
+        if i:
+            time.sleep(2.1)    # Keras stamps seconds, zip entries 2-second steps
+        if name == "c.keras":
+            env["SOURCE_DATE_EPOCH"] = "1764547200"    # 2025-12-01, the reproducible-builds way
+        subprocess.run([sys.executable, "-c", _SAVE, str(tmp_path / name)], check=True, env=env, timeout=300)
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
     with zipfile.ZipFile(tmp_path / "a.keras") as z:
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert json.loads(z.read("metadata.json"))["date_saved"] == "1980-01-01@00:00:00"
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")       # 2025-12-01, the reproducible-builds way
-    write_keras(tmp_path / "c.keras", model)
+        ids = [v for v in re.findall(r'"shared_object_id": (\d+)', z.read("config.json").decode())]
+        assert ids and set(ids) <= {str(k) for k in range(1, 50)}, ids        # numbered, not addresses
     with zipfile.ZipFile(tmp_path / "c.keras") as z:
         assert json.loads(z.read("metadata.json"))["date_saved"] == "2025-12-01@00:00:00"
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(4), keras.layers.Dense(2)])
     again = keras.saving.load_model(tmp_path / "a.keras")
     x = np.random.default_rng(0).random((2, 5, 3), dtype=np.float32)
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
