@@ -32,14 +32,14 @@ until the gate holds (`mixed`). The file's precision is then "mixed".
 
 The result keeps the ``rnnx`` metadata with ``precision`` set to the mode (or
 "mixed") and ``quantization.layers`` giving each layer's precision, with the
-size ratio and latency that result; input/output names and dtypes (states
-included) do not change. With evaluation data (x and integer labels y) the
-accuracy of the quantized model and of its fp32 source is measured on the
-same samples; a drop above ``max_drop`` points raises QuantizationError and
-writes nothing, and so does a file larger than its source (unless
-``allow_larger``). Work happens in a private temporary folder, the caller's
-current directory untouched. The file is written atomically.
-"""
+size ratio that results (no timing: the same source and options give the same
+bytes); input/output names and dtypes (states included) do not change. With
+evaluation data (x and integer labels y) the accuracy of the quantized model
+and of its fp32 source is measured on the same samples; a drop above
+``max_drop`` points raises QuantizationError and writes nothing, and so does a
+file larger than its source (unless ``allow_larger``). Work happens in a
+private temporary folder, the caller's current directory untouched. The file
+is written atomically. """
 
 from __future__ import annotations
 
@@ -421,7 +421,7 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
         _gate(report, max_drop, src, mode)
         for _ in range(3):  # the metadata states the file's own size ratio: settle it
             blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
-                                  unrolled, size=report["size"], latency=report.get("latency"))
+                                  unrolled, size=report["size"])
             ratio = round(len(blob) / len(source_bytes), 4)
             settled = ratio == report["size"]["ratio"]
             report["size"].update(bytes=len(blob), ratio=ratio)
@@ -493,7 +493,9 @@ def _layer_table(layer_nodes: dict, kept: tuple, mode: str, figures: dict) -> di
 
 
 def _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table, unrolled,
-                   *, size=None, latency=None) -> bytes:
+                   *, size=None) -> bytes:
+    """The quantized file's rnnx metadata: what was done and what it weighs, never a timing (the
+    same fp32 file and options must give the same bytes on every run; latency is in the report)."""
     if info.meta is not None:
         meta = copy.deepcopy(info.meta)
         meta["precision"] = precision
@@ -504,8 +506,6 @@ def _with_metadata(proto, info, mode, precision, per_channel, method, source_byt
                                 "unrolled": (unrolled or {}).get("unrolled", [])}
         if size is not None:
             meta["quantization"]["size_ratio"] = size["ratio"]
-        if latency is not None:
-            meta["quantization"]["latency"] = latency
         metadata.attach(proto, meta)
     return proto.SerializeToString()
 
