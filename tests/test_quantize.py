@@ -58,6 +58,32 @@ def test_int8_dynamic(name, fashion, tmp_path):
     assert rep["agreement"]["argmax_agreement"] >= 0.95 and rep["agreement"]["max_abs_diff"] < 0.2
 
 
+def _int8_weight_range(path) -> tuple[int, int]:
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8 and np.prod(i.dims) > 64]
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+def test_int8_weights_are_7_bit_unless_full_range_is_asked(fashion, tmp_path):
+    """7-bit weights cannot saturate the int16 pair sums of x86 CPUs without VNNI; --full-range uses 8."""
+    c = case("lstm", fashion)
+    reduced, full = tmp_path / "reduced.onnx", tmp_path / "full.onnx"
+    rep = quantize_model(c.paths["full"], reduced, "int8-dynamic", latency_reps=0)
+    assert rep["reduce_range"] is True
+    assert json.loads({p.key: p.value for p in onnx.load(str(reduced)).metadata_props}["rnnx"])[
+        "quantization"]["reduce_range"] is True
+    lo, hi = _int8_weight_range(reduced)
+    assert -64 <= lo and hi <= 63 and hi - lo > 100                       # 7 bits, and used
+    rep = quantize_model(c.paths["full"], full, "int8-dynamic", latency_reps=0, reduce_range=False)
+    assert rep["reduce_range"] is False
+    lo, hi = _int8_weight_range(full)
+    assert lo < -64 or hi > 63
+    with pytest.raises(Exception, match="reduce_range must be True or False"):
+        quantize_model(c.paths["full"], tmp_path / "x.onnx", "int8-dynamic", reduce_range="yes")
+
+
 def test_int8_dynamic_gru_full_says_the_gru_stays_float(fashion, tmp_path):
     c = case("gru", fashion)
     assert applicable("int8-dynamic", {"GRU": 1, "MatMul": 1}) is not None

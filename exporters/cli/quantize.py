@@ -24,6 +24,9 @@ from .base import one_line_errors
 @click.option("--calibration-method", default="minmax", show_default=True,
               help="int8-static calibrator: minmax, entropy or percentile.")
 @click.option("--per-channel", is_flag=True, default=False, help="Per-channel weight scales (int8 modes).")
+@click.option("--reduce-range/--full-range", default=True, show_default=True,
+              help="int8 modes: 7-bit weights, which x86 CPUs without VNNI (AVX2) need to avoid int16 "
+                   "saturation; --full-range keeps 8 bits for devices with VNNI or ARM dot-product kernels.")
 @click.option("--eval", "evaluation", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Evaluation samples: a .npz with 'x' and integer labels 'y'. Enables the accuracy gate.")
 @click.option("--max-drop", default=1.0, show_default=True, type=float,
@@ -36,8 +39,8 @@ from .base import one_line_errors
 @click.option("--force", is_flag=True, default=False, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the whole report as JSON.")
 @one_line_errors
-def quantize_command(model, mode, out_file, calibration, calibration_method, per_channel, evaluation,
-                     max_drop, mixed, allow_larger, force, as_json):
+def quantize_command(model, mode, out_file, calibration, calibration_method, per_channel, reduce_range,
+                     evaluation, max_drop, mixed, allow_larger, force, as_json):
     """Quantize MODEL (an rnnx .onnx export) and check what it costs in accuracy.
 
     Prints size before/after, latency, max |Δ| and argmax agreement against fp32,
@@ -51,6 +54,7 @@ def quantize_command(model, mode, out_file, calibration, calibration_method, per
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report carries every warning; printed below
         report = quantize_model(model, out_file, mode, calibration=calibration, per_channel=per_channel,
+                                reduce_range=reduce_range,
                                 method=calibration_method, evaluation=evaluation, max_drop=max_drop,
                                 force=force, mixed=mixed, allow_larger=allow_larger,
                                 progress=lambda msg: click.echo(f"rnnx quantize: {msg}", err=True))
