@@ -17,7 +17,7 @@ ALL = ("full", "stream", "unrolled")
 FULL = ("full",)
 
 # other modules with a CASES list (one per handler family written elsewhere)
-MODULES = ("layer_cases_conv",)
+MODULES = ("layer_cases_conv", "layer_cases_ops")
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def _shape_cases():
     return [
         Case("reshape_permute_time_local", ("Reshape", "Permute", "TimeDistributed", "Flatten"), reshape_permute),
         Case("repeat_vector_seq2seq", ("RepeatVector",), repeat_vector, FULL),
-        Case("global_pooling", ("GlobalAveragePooling1D", "GlobalMaxPooling1D"), pooling, FULL),
+        Case("global_pooling", ("GlobalAveragePooling1D", "GlobalMaxPooling1D"), pooling),
         Case("flatten_over_time", ("Flatten",), flatten_fixed, FULL, fixed_time=True),
         Case("time_distributed_cnn", ("TimeDistributed",), td_conv),
     ]

@@ -127,7 +127,8 @@ def test_layers_lists_the_registry_as_text_markdown_and_json():
     assert "Bidirectional" in rows and "full " in rows["Bidirectional"] and "stream" not in rows["Bidirectional"]
     assert "full,stream,unrolled" in rows["LSTM"]
     md = _run("layers", "--markdown").stdout.splitlines()
-    assert md[0] == "| Keras layer | variants | emitted as |" and any(r.startswith("| `GRU` |") for r in md)
+    assert md[0] == "| Keras layer or operation | variants | emitted as |" and any(r.startswith("| `GRU` |") for r in md)
+    assert "full,stream,unrolled" in rows["ops.GetItem"] and any(r.startswith("| `ops.GetItem` |") for r in md)
     from exporters.graph.registry import table
 
     assert [r["layer"] for r in json.loads(_run("layers", "--json").stdout)] == [r["layer"] for r in table()]

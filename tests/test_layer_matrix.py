@@ -131,8 +131,8 @@ def test_bidirectional_cases_are_one_native_op_each_and_no_loop():
 
 
 def test_every_registered_handler_has_a_case():
-    from exporters.graph.registry import registered
+    from exporters.graph.registry import display_name, registered
 
     covered = {cls for c in CASES.values() for cls in c.covers}
-    missing = sorted(cls.__name__ for cls in registered() if cls.__name__ not in covered)
+    missing = sorted(display_name(cls) for cls in registered() if display_name(cls) not in covered)
     assert not missing, f"registered layer classes without a case in tests/layer_cases*.py: {missing}"

@@ -55,10 +55,15 @@ def check_against(x: np.ndarray, shape: tuple, name: str, file: str) -> None:
 
 
 def random_like(shape: tuple, steps: int, samples: int, seed: int = 0,
-                value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Uniform inputs in ``value_range`` (default [0, 1)) for a model input ``shape`` when no data is given."""
+                value_range: tuple[float, float] | None = None, vocab_size: int | None = None,
+                dtype: str | None = None) -> np.ndarray:
+    """Uniform inputs in ``value_range`` (default [0, 1)) for a model input ``shape`` when no data is
+    given; token ids in [0, ``vocab_size``) of the input's ``dtype`` for an input that feeds an Embedding."""
     dims = [d if d is not None else 1 for d in shape[2:]]
-    x = np.random.default_rng(seed).random((samples, steps, *dims), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    if vocab_size:
+        return rng.integers(0, int(vocab_size), size=(samples, steps, *dims)).astype(dtype or "int32")
+    x = rng.random((samples, steps, *dims), dtype=np.float32)
     if value_range is not None:
         lo, hi = float(value_range[0]), float(value_range[1])
         x = (lo + x * np.float32(hi - lo)).astype(np.float32)
@@ -99,7 +104,8 @@ def default_inputs(infos: list[dict], keras=None, samples: int = 256, seed: int 
 
     The length is the Keras model's fixed input length, else the length the export's parity was
     measured on (rnnx metadata), else the full file's fixed length, else FALLBACK_STEPS chunks.
-    Values are uniform in the input's declared range (rnnx metadata), else in [0, 1).
+    Values are uniform in the input's declared range (rnnx metadata), else in [0, 1); token ids
+    span the vocabulary of an input that feeds an Embedding.
     """
     first = infos[0]
     full = next((i for i in infos if not i["streaming"]), None)
@@ -119,10 +125,13 @@ def default_inputs(infos: list[dict], keras=None, samples: int = 256, seed: int 
     if any(i["streaming"] for i in infos) and steps % chunk:
         steps += chunk - steps % chunk
     value_range = next((tuple(i["input_range"]) for i in infos if i.get("input_range")), None)
-    x = random_like(tuple(first["input_shape"]), int(steps), samples, seed, value_range)
+    vocab = first.get("vocab_size")
+    x = random_like(tuple(first["input_shape"]), int(steps), samples, seed, value_range, vocab,
+                    first.get("input_dtype"))
     described = {"source": "random", "steps": int(steps), "steps_from": steps_from,
-                 "range": list(value_range) if value_range else [0.0, 1.0],
-                 "range_from": "rnnx metadata" if value_range else "a default: the model declares no range"}
+                 "range": [0, int(vocab) - 1] if vocab else list(value_range) if value_range else [0.0, 1.0],
+                 "range_from": ("token ids of the vocabulary (rnnx metadata)" if vocab else
+                                "rnnx metadata" if value_range else "a default: the model declares no range")}
     return x, described
 
 

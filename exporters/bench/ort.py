@@ -78,6 +78,8 @@ def describe(path: Path) -> dict:
             "chunk": getattr(model, "chunk", None), "input_shape": in_shape, "output_last": out_last,
             "source": dict(c.source) if c is not None else {},
             "input_range": list(c.input_range) if c is not None and c.input_range is not None else None,
+            "input_dtype": c.input.dtype if c is not None else None,
+            "vocab_size": c.input.vocab_size if c is not None else None,
             "parity_steps": (c.parity or {}).get("steps") if c is not None else None}
 
 

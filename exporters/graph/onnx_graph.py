@@ -126,8 +126,9 @@ class GraphBuilder:
 
 
 def reduce_over(g: GraphBuilder, op: str, x: str, axes: list, keepdims: bool, opset: int, hint: str) -> str:
-    """ONNX Reduce* (ReduceMean, ReduceMax, ...) over `axes`: an input from opset 18, an attribute before."""
-    if opset >= 18:
+    """ONNX Reduce* (ReduceMean, ReduceMax, ...) over `axes`: an input from opset 18 (ReduceSum: 13),
+    an attribute before."""
+    if opset >= (13 if op == "ReduceSum" else 18):
         return g.node(op, [x, g.const(f"axes_{'_'.join(map(str, axes))}", np.array(axes, np.int64))],
                       keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")
     return g.node(op, [x], axes=list(axes), keepdims=int(keepdims), name_hint=f"{hint}_{op.lower()}")

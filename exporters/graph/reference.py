@@ -42,11 +42,14 @@ def input_layer_name(t) -> str:
 
 
 def sequence_inputs(model) -> set:
-    """The inputs whose axis 1 is time: rank >= 3, or rank 2 of integer token ids or of a boolean mask."""
+    """The inputs whose axis 1 is time: rank >= 3, or rank 2 of integer token ids, of a boolean mask,
+    or of a univariate series (a dynamic axis 1, or one that `expand_dims`/`Reshape` makes the
+    time axis of a (batch, time, features) sequence)."""
     names = set()
     for t in model.inputs:
         rank, dtype = len(t.shape), str(t.dtype)
-        if rank >= 3 or (rank == 2 and ("int" in dtype or dtype == "bool" or _feeds_embedding(model, t))):
+        if rank >= 3 or (rank == 2 and ("int" in dtype or dtype == "bool" or t.shape[1] is None
+                                        or _feeds_embedding(model, t) or _becomes_sequence(model, t))):
             names.add(input_layer_name(t))
     return names
 
@@ -54,12 +57,26 @@ def sequence_inputs(model) -> set:
 def _feeds_embedding(model, t) -> bool:
     import keras
 
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Embedding):
-            for node in layer._inbound_nodes:
-                if any(x is t for x in node.input_tensors):
-                    return True
+    return any(isinstance(node.operation, keras.layers.Embedding) for node in _readers(model, t))
+
+
+def _becomes_sequence(model, t) -> bool:
+    """A (batch, n) input read first by expand_dims(-1) or Reshape((n, k)): a series of n steps."""
+    import keras
+    from keras.src.ops.numpy import ExpandDims
+
+    for node in _readers(model, t):
+        op = node.operation
+        if isinstance(op, ExpandDims) and op.axis in (-1, 2, [-1], [2], (-1,), (2,)):
+            return True
+        if isinstance(op, keras.layers.Reshape) and len(op.target_shape) >= 2 and op.target_shape[0] == t.shape[1]:
+            return True
     return False
+
+
+def _readers(model, t) -> list:
+    return [node for depth in model._nodes_by_depth.values() for node in depth
+            if not node.is_input and any(x is t for x in node.input_tensors)]
 
 
 def _rebuild(model, dynamic: set):

@@ -13,6 +13,12 @@ four questions, and nothing else in rnnx decides them:
   (`StateDecl`: kind, shape without the batch axis, dtype, initial value);
 - `emit(ctx, call)`: write its ONNX nodes for one call of the layer.
 
+The walker also asks `keeps_time`, `time_refusal`, `time_window`, `eats`,
+`acts_on_last_axis` and the mask hooks; the base class declares each with
+the answer of a plain time-local layer. A handler whose answers depend on
+one call (a Keras operation's constant arguments, the layers around it) gets
+that call's `Site` in `bind(site)` and returns a handler that knows it.
+
 Example, a user's layer that scales its input by a learned vector::
 
     import numpy as np
@@ -32,6 +38,7 @@ Example, a user's layer that scales its input by a learned vector::
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 VARIANTS = ("full", "stream", "unrolled")
@@ -45,6 +52,38 @@ class StateDecl:
     shape: tuple              # without the batch axis
     dtype: str = "float32"
     init: float = 0.0
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A tensor among a call's arguments: `index` into `Call.inputs`, its Keras shape (batch first,
+    None = dynamic), dtype, and whether its axis 1 is the time axis."""
+
+    index: int
+    shape: tuple
+    dtype: str
+    has_time: bool
+
+
+@dataclass(frozen=True)
+class Site:
+    """One call of a layer (or Keras operation) in the model's graph, as the walker plans it.
+
+    `args`/`kwargs` are the call's arguments with every tensor replaced by its `Arg` (constants,
+    slices and axes stay as Keras got them); `tensors` the Args in `Call.inputs` order;
+    `out_shapes`/`out_dtypes` describe its outputs; `producers` is, per input, the layer that
+    computes it (None for a model input) and `consumers` the layers that read any of its outputs
+    (None stands for a model output).
+    """
+
+    layer: object
+    args: tuple
+    kwargs: dict
+    tensors: tuple
+    out_shapes: tuple
+    out_dtypes: tuple
+    producers: tuple = ()
+    consumers: tuple = ()
 
 
 @dataclass
@@ -77,6 +116,12 @@ class LayerHandler:
     summary: str = ""
     #: the variants this handler can emit at all (refuse() may narrow it per layer)
     variants: tuple = VARIANTS
+    #: it maps each vector of the last axis alone (any rank): TimeDistributed runs it as it is
+    acts_on_last_axis: bool = False
+
+    def bind(self, site: Site) -> "LayerHandler":
+        """The handler for this one call of the layer: self, or one that keeps what it needs of `site`."""
+        return self
 
     def refuse(self, layer, variant: str) -> str | None:
         """Why `layer` cannot be part of `variant`, or None."""
@@ -96,9 +141,18 @@ class LayerHandler:
         """
         return None if self.time_local(layer) else "it mixes time steps, so it cannot run one chunk at a time"
 
+    def keeps_time(self, layer) -> bool | None:
+        """Whether its output's axis 1 is still the time axis when its input has one; None: the
+        walker decides (time-local layers keep it, others when the output's axis 1 has the input's length)."""
+        return None
+
     def states(self, layer) -> list[StateDecl]:
         """The states the layer carries between chunks (recurrent layers, causal caches)."""
         return []
+
+    def eats(self, layer) -> int | None:
+        """Frames of left time padding (a ZeroPadding before it) it consumes as a valid window, or None."""
+        return None
 
     def time_window(self, layer) -> tuple[int, int]:
         """(frames of the sequence the layer drops, its stride on time) when it reads a sequence.
@@ -124,6 +178,26 @@ class LayerHandler:
     def emit_mask(self, ctx, call: Call) -> str:
         """The (batch,) int32 lengths of each sequence's valid prefix (post-padded batches)."""
         raise NotImplementedError
+
+
+class SiteHandler(LayerHandler):
+    """A handler whose answers depend on the call: `bind` keeps the walker's `Site` in `self.site`.
+
+    Unbound (`site` is None) it answers for a layer that a wrapper runs on frames (inside
+    `TimeDistributed`, where axis 1 is not time).
+    """
+
+    site: Site | None = None
+
+    def bind(self, site: Site) -> "SiteHandler":
+        bound = copy.copy(self)
+        bound.site = site
+        return bound
+
+    @property
+    def sees_time(self) -> bool:
+        """Whether the model's graph calls the layer (its axis 1 is time), not a wrapper on frames."""
+        return self.site is not None
 
 
 _REGISTRY: dict[type, LayerHandler] = {}
@@ -174,10 +248,17 @@ def registered() -> dict[type, LayerHandler]:
     return dict(_REGISTRY)
 
 
+def display_name(cls: type) -> str:
+    """How `rnnx layers` names a class: `LSTM` for a layer, `ops.Add` for a Keras operation."""
+    return f"ops.{cls.__name__}" if cls.__module__.startswith("keras.src.ops") else cls.__name__
+
+
 def table() -> list[dict]:
-    """One row per registered layer class, for `rnnx layers` and the README."""
+    """One row per registered layer class (layers first, then Keras operations), for `rnnx layers`
+    and the README."""
     rows = []
-    for cls, handler in sorted(registered().items(), key=lambda kv: kv[0].__name__):
-        rows.append({"layer": cls.__name__, "handler": type(handler).__name__,
+    for cls, handler in sorted(registered().items(), key=lambda kv: (display_name(kv[0]).startswith("ops."),
+                                                                     kv[0].__name__)):
+        rows.append({"layer": display_name(cls), "handler": type(handler).__name__,
                      "variants": list(handler.variants), "summary": handler.summary})
     return rows

@@ -192,8 +192,11 @@ def plan(model, time_inputs: set) -> Plan:
         if blockers[variant] is None:
             blockers[variant] = why
 
+    producer_of: dict = {}    # tensor key -> the layer that computes it
+
     def walk(fm, key_map):
         nonlocal fallback
+        readers = _readers(fm, key_map)
         for node in _nodes(fm):
             op = node.operation
             ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
@@ -216,6 +219,8 @@ def plan(model, time_inputs: set) -> Plan:
                                        "the model graph is not connected as Keras reports it")
             has_time = any(tensors[k][2] for k in ins)
             handler = registry.handler_for(op)
+            if handler is not None:
+                handler = handler.bind(_site(node, ins, tensors, producer_of, readers, key_map))
             step = Step(op, handler, node, ins, states, outs,
                         [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time)
             if mask_ts:
@@ -259,6 +264,7 @@ def plan(model, time_inputs: set) -> Plan:
                 for k in outs[1:]:
                     shape, dtype, _ = tensors[k]
                     tensors[k] = (shape, dtype, False)
+            producer_of.update((k, op) for k in outs)
             steps.append(step)
 
     key_map: dict = {}
@@ -281,6 +287,43 @@ def plan(model, time_inputs: set) -> Plan:
     result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
     _name_time_axes(result)
     return result
+
+
+def _readers(fm, key_map) -> dict:
+    """tensor key -> the operations that read it in functional model `fm` (None: a model output)."""
+    found: dict = {}
+    for node in _nodes(fm):
+        for t in _flat(node.arguments.args) + _flat(node.arguments.kwargs):
+            found.setdefault(key_map.get(_key(t), _key(t)), []).append(node.operation)
+    for t in fm.outputs:
+        found.setdefault(key_map.get(_key(t), _key(t)), []).append(None)
+    return found
+
+
+def _site(node, ins, tensors, producer_of, readers, key_map) -> registry.Site:
+    """What a handler may know of one call: its arguments (tensors as Args), shapes, neighbours."""
+    import keras
+
+    flat = _flat(node.arguments.args)
+    index = {id(t): i for i, t in reversed(list(enumerate(flat)))}
+    args_ = [registry.Arg(i, tensors[k][0], tensors[k][1], tensors[k][2]) for i, k in enumerate(ins)]
+
+    def swap(value):
+        if isinstance(value, keras.KerasTensor):
+            return args_[index[id(value)]] if id(value) in index else value
+        if isinstance(value, (list, tuple)):
+            return type(value)(swap(v) for v in value)
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    outs = [_key(t) for t in node.output_tensors]
+    consumers = tuple(dict.fromkeys(c for k in outs for c in readers.get(k, [])))
+    return registry.Site(node.operation, tuple(swap(a) for a in node.arguments.args),
+                         {k: v for k, v in node.arguments.kwargs.items() if not isinstance(v, keras.KerasTensor)},
+                         tuple(args_), tuple(_shape(t) for t in node.output_tensors),
+                         tuple(str(t.dtype) for t in node.output_tensors),
+                         tuple(producer_of.get(k) for k in ins), consumers)
 
 
 def _name_time_axes(plan: Plan) -> None:
@@ -364,9 +407,9 @@ def decls_of(step) -> list:
 def _keeps_time(handler, op, step) -> bool:
     if not step.has_time:
         return False
-    keeps = getattr(handler, "keeps_time", None)
+    keeps = handler.keeps_time(op) if handler is not None else None
     if keeps is not None:
-        return bool(keeps(op))
+        return bool(keeps)
     if handler is not None and handler.time_local(op):
         return True
     ins, outs = step.in_shapes, step.out_shapes

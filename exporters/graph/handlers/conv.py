@@ -22,8 +22,9 @@ it decides what streams:
 
 Inside `TimeDistributed` the layers run on frames (batch*time, ...) and none of
 this applies: axis 1 is a frame axis there. A layer called in the model's graph
-has Keras nodes; one that a wrapper runs has none, which is how the handlers
-tell the two apart (`sees_time`).
+is bound by the walker to its call site (with the layers that feed and read
+it); one that a wrapper runs is not, which is how the handlers tell the two
+apart (`SiteHandler.sees_time`).
 """
 
 from __future__ import annotations
@@ -34,15 +35,10 @@ import numpy as np
 
 from .. import activations, registry
 from ..onnx_graph import reduce_over
-from ..registry import Call, LayerHandler, StateDecl
+from ..registry import Call, SiteHandler, StateDecl
 
 KIND = "conv"           # state kind of every left-context cache (conv_in_<k> / conv_out_<k>)
 _INT64_MAX = np.iinfo(np.int64).max
-
-
-def sees_time(layer) -> bool:
-    """Whether `layer` is called in the model's graph (axis 1 is time), not run on frames by a wrapper."""
-    return bool(getattr(layer, "_inbound_nodes", None))
 
 
 @dataclass(frozen=True)
@@ -106,15 +102,7 @@ def _time_padding(layer) -> tuple | None:
     return None
 
 
-def _producers(layer) -> list:
-    return [node.input_tensors[0]._keras_history[0] for node in layer._inbound_nodes]
-
-
-def _consumers(layer) -> list:
-    return [node.operation for node in layer._outbound_nodes]
-
-
-class WindowHandler(LayerHandler):
+class WindowHandler(SiteHandler):
     """A convolution or pooling with a window over the spatial axes, channels_last."""
 
     what = "window"       # 'convolution' or 'pooling', for the refusal messages
@@ -133,7 +121,7 @@ class WindowHandler(LayerHandler):
         act = getattr(layer, "activation", None)
         if act is not None and not activations.supported(activations.name_of(act)):
             return f"activation {activations.name_of(act)!r} has no exact ONNX counterpart"
-        if variant != "full" and sees_time(layer):
+        if variant != "full" and self.sees_time:
             return self._time_mode(layer)[1]
         return None
 
@@ -154,7 +142,7 @@ class WindowHandler(LayerHandler):
                           f"{k} on time, dilation {d}); pad the past only ({pad} with ({reach}, 0) frames on "
                           "time, then padding='valid'" + (", or padding='causal'" if self._causal_ok else "")
                           + ")")
-        if all(_time_padding(p) == (reach, 0) for p in _producers(layer)):
+        if all(_time_padding(p) == (reach, 0) for p in self.site.producers):
             return "fed", None
         return None, (f"padding='valid' over {k} frames (dilation {d}) drops the first {reach} frames of "
                       f"the sequence, which a stream cannot do chunk by chunk; put {pad} with ({reach}, 0) "
@@ -168,10 +156,10 @@ class WindowHandler(LayerHandler):
         return None
 
     def time_local(self, layer) -> bool:
-        return not sees_time(layer) or self._time_mode(layer)[0] in ("local", "fed")
+        return not self.sees_time or self._time_mode(layer)[0] in ("local", "fed")
 
     def time_window(self, layer) -> tuple[int, int]:
-        if not sees_time(layer):
+        if not self.sees_time:
             return 0, 1
         win = self.window(layer)
         return (win.reach if win.padding == "valid" else 0), win.strides[0]
@@ -180,7 +168,7 @@ class WindowHandler(LayerHandler):
         return True
 
     def states(self, layer) -> list[StateDecl]:
-        if sees_time(layer) and self._time_mode(layer)[0] == "cache":
+        if self.sees_time and self._time_mode(layer)[0] == "cache":
             return [StateDecl(KIND, (self.window(layer).reach, int(layer.input.shape[-1])))]
         return []
 
@@ -292,7 +280,7 @@ class PoolingHandler(WindowHandler):
                           name_hint=f"{call.prefix}_{op.lower()}", **pads, **extra)
 
 
-class ZeroPaddingHandler(LayerHandler):
+class ZeroPaddingHandler(SiteHandler):
     summary = "Pad; padding the start of time becomes a cache of the last input frames (streams before a valid window)"
 
     @staticmethod
@@ -307,7 +295,7 @@ class ZeroPaddingHandler(LayerHandler):
         return [tuple(int(v) for v in p)] if "1D" in type(layer).__name__ else [tuple(int(v) for v in q) for q in p]
 
     def refuse(self, layer, variant):
-        if variant == "full" or not sees_time(layer):
+        if variant == "full" or not self.sees_time:
             return None
         time_pad = _time_padding(layer)
         if time_pad is None:
@@ -319,10 +307,9 @@ class ZeroPaddingHandler(LayerHandler):
             frame = tuple(layer.input.shape[2:])
             if any(d is None for d in frame):
                 return f"its frames have a dynamic shape {frame}; the cache of {before} frames needs a fixed one"
-            for c in _consumers(layer) or [None]:
+            for c in self.site.consumers or [None]:
                 handler = registry.handler_for(c) if c is not None else None
-                eats = getattr(handler, "eats", None)
-                if c is None or eats is None or eats(c) != before:
+                if c is None or handler is None or handler.eats(c) != before:
                     who = f"layer {c.name!r} ({type(c).__name__})" if c is not None else "the model output"
                     return (f"it pads the start of time with {before} frame(s), which streams only when every "
                             f"layer reading it is a valid convolution or pooling over exactly {before + 1} frames "
@@ -330,13 +317,13 @@ class ZeroPaddingHandler(LayerHandler):
         return None
 
     def time_local(self, layer) -> bool:
-        return not sees_time(layer) or _time_padding(layer) == (0, 0)
+        return not self.sees_time or _time_padding(layer) == (0, 0)
 
     def keeps_time(self, layer) -> bool:
         return True
 
     def states(self, layer) -> list[StateDecl]:
-        if not sees_time(layer) or self.refuse(layer, "stream") is not None:
+        if not self.sees_time or self.refuse(layer, "stream") is not None:
             return []
         before = _time_padding(layer)[0]
         return [StateDecl(KIND, (before, *(int(d) for d in layer.input.shape[2:])))] if before else []
@@ -358,16 +345,16 @@ class ZeroPaddingHandler(LayerHandler):
         return [g.node("Pad", [x, pads], mode="constant", name_hint=call.prefix)]
 
 
-class GlobalPooling2DHandler(LayerHandler):
+class GlobalPooling2DHandler(SiteHandler):
     summary = "ReduceMean / ReduceMax over the two spatial axes (frames in TimeDistributed; over time: full only)"
 
     def refuse(self, layer, variant):
-        if variant != "full" and sees_time(layer):
+        if variant != "full" and self.sees_time:
             return "it pools over the time axis, so it needs the whole sequence"
         return None
 
     def time_local(self, layer) -> bool:
-        return not sees_time(layer)
+        return not self.sees_time
 
     def keeps_time(self, layer) -> bool:
         return False

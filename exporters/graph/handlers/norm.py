@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Call, LayerHandler
 from ..onnx_graph import reduce_over
-from .conv import sees_time
+from ..registry import Call, SiteHandler
 
 
-def _rank(layer) -> int | None:
-    return len(layer.input.shape) if sees_time(layer) else None
+def _rank(handler: SiteHandler) -> int | None:
+    """The rank of the sequence the graph calls the layer on; None on frames inside TimeDistributed."""
+    return len(handler.site.tensors[0].shape) if handler.sees_time else None
 
 
 def _positive(axes, rank: int) -> list[int]:
@@ -45,18 +45,18 @@ def _axes_why(axes: list[int], what: str) -> str | None:
     return None
 
 
-class LayerNormHandler(LayerHandler):
+class LayerNormHandler(SiteHandler):
     summary = "LayerNormalization op (opset >= 17, trailing axes), else Keras' formula"
 
     def refuse(self, layer, variant):
-        rank = _rank(layer)
+        rank = _rank(self)
         if rank is None:
             return None
         axes = _positive(layer.axis, rank)
         return _axes_why(axes, "normalizes")
 
     def time_local(self, layer) -> bool:
-        rank = _rank(layer)
+        rank = _rank(self)
         return rank is None or 1 not in _positive(layer.axis, rank)
 
     def time_refusal(self, layer) -> str | None:
@@ -98,11 +98,11 @@ class LayerNormHandler(LayerHandler):
         return [g.node("Add", [g.node("Mul", [x, inv], name_hint=f"{p}_scaled"), res], name_hint=p)]
 
 
-class BatchNormHandler(LayerHandler):
+class BatchNormHandler(SiteHandler):
     summary = "x * scale + shift from the moving mean and variance (inference)"
 
     def refuse(self, layer, variant):
-        rank = _rank(layer)
+        rank = _rank(self)
         if rank is None:
             return None
         axis = int(layer.axis) % rank
@@ -111,7 +111,7 @@ class BatchNormHandler(LayerHandler):
         return None
 
     def time_local(self, layer) -> bool:
-        rank = _rank(layer)
+        rank = _rank(self)
         return rank is None or int(layer.axis) % rank != 1
 
     def time_refusal(self, layer) -> str | None:

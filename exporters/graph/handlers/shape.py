@@ -1,5 +1,5 @@
 """Layers that move axes around: TimeDistributed, Reshape, Flatten, Permute,
-RepeatVector, and the global poolings over time.
+RepeatVector, and the global poolings over time (running reductions in a stream).
 
 `TimeDistributed` runs its inner layer on each frame: a last-axis layer runs
 on the whole (batch, time, ...) tensor as it is; any other layer (a handled
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
-from ..onnx_graph import reduce_over
 from ..registry import Call, LayerHandler
+from . import running
 
 
 def _inner(layer):
@@ -40,7 +40,7 @@ class TimeDistributedHandler(LayerHandler):
         handler = registry.handler_for(inner)
         in_shape, out_shape = call.in_shapes[0], call.out_shapes[0]
         frame_in, frame_out = (None, *in_shape[2:]), (None, *out_shape[2:])
-        if handler is not None and getattr(handler, "acts_on_last_axis", False):
+        if handler is not None and handler.acts_on_last_axis:
             return handler.emit(ctx, Call(inner, call.inputs, call.in_shapes, call.out_shapes,
                                           prefix=call.prefix))
         x = call.inputs[0]
@@ -126,14 +126,15 @@ class RepeatVectorHandler(LayerHandler):
 
 
 class GlobalPooling1DHandler(LayerHandler):
-    summary = "ReduceMean / ReduceMax over time (full only)"
-    variants = ("full",)
+    summary = "ReduceMean / ReduceMax over time; streams as a running sum and count / a running max"
+
+    @staticmethod
+    def _kind(layer) -> str:
+        return "max" if "Max" in type(layer).__name__ else "mean"
 
     def refuse(self, layer, variant):
         if layer.data_format != "channels_last":
             return "only channels_last has an rnnx emitter"
-        if variant != "full":
-            return "it pools over the whole sequence"
         return None
 
     def time_local(self, layer) -> bool:
@@ -142,10 +143,12 @@ class GlobalPooling1DHandler(LayerHandler):
     def keeps_time(self, layer) -> bool:
         return False
 
+    def states(self, layer) -> list:
+        return running.state_decls(self._kind(layer), tuple(int(d) for d in layer.input.shape[2:]))
+
     def emit(self, ctx, call: Call) -> list[str]:
-        g = ctx.g
-        op = "ReduceMax" if "Max" in type(call.layer).__name__ else "ReduceMean"
-        return [reduce_over(g, op, call.inputs[0], [1], bool(call.layer.keepdims), ctx.opset, call.prefix)]
+        frame_rank = len(call.in_shapes[0]) - 2
+        return [running.emit(ctx, call, call.inputs[0], self._kind(call.layer), bool(call.layer.keepdims), frame_rank)]
 
 
 def register() -> None:
