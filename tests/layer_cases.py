@@ -184,7 +184,7 @@ def _shape_cases():
 
     return [
         Case("reshape_permute_time_local", ("Reshape", "Permute", "TimeDistributed", "Flatten"), reshape_permute),
-        Case("repeat_vector_seq2seq", ("RepeatVector",), repeat_vector, FULL),
+        Case("repeat_vector_seq2seq", ("RepeatVector",), repeat_vector, ALL),
         Case("global_pooling", ("GlobalAveragePooling1D", "GlobalMaxPooling1D"), pooling),
         Case("flatten_over_time", ("Flatten",), flatten_fixed, FULL, fixed_time=True),
         Case("time_distributed_cnn", ("TimeDistributed",), td_conv),
@@ -192,7 +192,7 @@ def _shape_cases():
 
 
 def all_cases() -> list[Case]:
-    cases = _rnn_cases() + _core_cases() + _shape_cases() + _mask_cases()
+    cases = _rnn_cases() + _core_cases() + _shape_cases() + _mask_cases() + _rollout_cases()
     for module in MODULES:
         try:
             cases += importlib.import_module(module).CASES
@@ -202,6 +202,26 @@ def all_cases() -> list[Case]:
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
+
+
+def _rollout_cases():
+    import keras
+    from keras import layers as L
+    from keras import ops
+
+    def cells_rollout():  # the TF time-series tutorial's FeedBack: a warm-up RNN, then its cells on their output
+        inp = keras.Input((None, 3))
+        lstm, gru, simple = L.LSTMCell(4), L.GRUCell(4), L.SimpleRNNCell(4)
+        x, h, c = L.RNN(lstm, return_state=True)(inp)
+        head = L.Dense(3)
+        preds = [head(x)]
+        x, (h, c) = lstm(preds[-1], states=[h, c])
+        x, (g,) = gru(head(x), states=[h])
+        x, _ = simple(x, [g])
+        preds.append(head(x))
+        return keras.Model(inp, ops.stack(preds, axis=1))
+
+    return [Case("cells_rollout", ("LSTMCell", "GRUCell", "SimpleRNNCell", "RNN"), cells_rollout)]
 
 
 def _mask_cases():
@@ -222,5 +242,5 @@ def _mask_cases():
 
     return [
         Case("masked_tokens_bidirectional", ("Embedding", "Bidirectional"), text_classifier, FULL),
-        Case("masking_per_step", ("Masking", "LSTM", "SimpleRNN"), masked_sensor, FULL),
+        Case("masking_per_step", ("Masking", "LSTM", "SimpleRNN"), masked_sensor, ALL),
     ]

@@ -113,7 +113,8 @@ def feature_reductions():
     feats = ops.stack([ops.mean(h, axis=-1), ops.sum(h, axis=-1), ops.max(h, axis=-1), ops.min(h, axis=-1),
                        ops.prod(h + 1.0, axis=-1), ops.amax(h, axis=2), ops.amin(h, axis=-1)], axis=-1)
     keep = ops.mean(h, axis=-1, keepdims=True)
-    return keras.Model(inp, ops.concatenate([feats, keep], axis=-1))
+    flags = ops.stack([ops.any(h > 0.2, axis=-1), ops.all(h > -0.2, axis=-1)], axis=-1)   # Masking's own test
+    return keras.Model(inp, ops.concatenate([feats, keep, ops.cast(flags, "float32")], axis=-1))
 
 
 def running_reductions():
@@ -159,7 +160,7 @@ CASES = [
     Case("ops_nn_activations", _ops(_NN), nn_activations),
     Case("ops_shape_moves", _ops(("Reshape", "Transpose", "ExpandDims", "Squeeze", "Stack", "Concatenate")),
          shape_moves),
-    Case("ops_feature_reductions", _ops(("Mean", "Sum", "Max", "Min", "Prod", "Amax", "Amin")),
+    Case("ops_feature_reductions", _ops(("Mean", "Sum", "Max", "Min", "Prod", "Amax", "Amin", "Any", "All")),
          feature_reductions),
     Case("ops_running_reductions", _ops(("Mean", "Sum", "Max", "Min", "Squeeze")), running_reductions),
     Case("ops_scalar_series", _ops(("ExpandDims", "Squeeze")), scalar_series),

@@ -196,7 +196,7 @@ MODELS = {
     "speech": (speech_recognizer, FULL, True),
     "ocr": (captcha_ocr, FULL, True),
     "nextframe": (convlstm_next_frame, FULL, False),
-    "video": (video_classifier, FULL, True),
+    "video": (video_classifier, ALL, True),
     "rnn_cell": (rnn_lstm_cell, ALL, True),
     "kws_valid": (kws_valid_conv, FULL, True),
     "har_bn": (har_lstm_batchnorm, ALL, True),

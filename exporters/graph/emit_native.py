@@ -65,10 +65,11 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
     Returns (y, finals). One direction: y is the layer output (batch, time,
     units) or (batch, units) in Keras' order (a `go_backwards` layer returns
     its steps last-first, as Keras does), finals the final states (batch,
-    units). `seq_lens` ((batch,) int32) runs each sequence over its valid
-    prefix only (a Keras mask on a post-padded batch); padded steps of a
-    one-direction output repeat the last valid one, as Keras does. Bidirectional: y is the pair (forward, backward) of such outputs,
-    the backward sequence put back in input order as Keras' Bidirectional does.
+    units). `seq_lens` ((batch,) int32) runs each sequence over its first
+    seq_lens steps only (the valid steps of a masked batch, moved to the
+    front by masks.compact); the op's outputs after them are zeros.
+    Bidirectional: y is the pair (forward, backward) of such outputs, the
+    backward sequence put back in input order as Keras' Bidirectional does.
     """
     pair = [p] if backward is None else [p, backward]
     direction = "bidirectional" if backward is not None else ("reverse" if p.go_backwards else "forward")
@@ -98,8 +99,6 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
             return finals[0], finals
         seq = g.node("Squeeze", [outs[0], axis1], name_hint=f"{prefix}_seq")
         y = g.node("Transpose", [seq], perm=[1, 0, 2], name_hint=f"{prefix}_to_batch_major")
-        if seq_lens is not None:
-            y = _hold_last_valid(g, y, seq_lens, prefix)
         return (reverse_time(g, y, prefix) if p.go_backwards else y), finals
     # bidirectional: Y (time, 2, batch, units), Y_h / Y_c (2, batch, units)
     finals = []  # forward h, [c,] then backward h, [c]
@@ -117,22 +116,6 @@ def emit(g, x: str, p: RnnParams, states_in=None, prefix: str = "rnn", *, backwa
         seq = g.node("Squeeze", [g.node("Gather", [outs[0], idx], axis=1), axis1], name_hint=f"{prefix}_seq_{d}")
         ys.append(g.node("Transpose", [seq], perm=[1, 0, 2], name_hint=f"{prefix}_to_batch_major_{d}"))
     return tuple(ys), finals
-
-
-def _hold_last_valid(g, y: str, seq_lens: str, prefix: str) -> str:
-    """`y` (batch, time, units) with each step past a sequence's length replaced by its last valid one."""
-    shape = g.node("Shape", [y], name_hint=f"{prefix}_shape")
-    steps = g.node("Gather", [shape, g.const("i1_scalar", np.array(1, np.int64))], axis=0, name_hint=f"{prefix}_T")
-    t = g.node("Range", [g.const("i0_scalar", np.array(0, np.int64)), steps, g.const("i1_scalar", np.array(1, np.int64))],
-               name_hint=f"{prefix}_t")
-    last = g.node("Sub", [g.node("Cast", [seq_lens], to=7), g.const("i1", np.array([1], np.int64))],
-                  name_hint=f"{prefix}_last")
-    idx = g.node("Min", [g.node("Unsqueeze", [t, g.const("axes_0", np.array([0], np.int64))]),
-                         g.node("Unsqueeze", [last, g.const("axes_1", np.array([1], np.int64))])],
-                 name_hint=f"{prefix}_hold_idx")
-    idx = g.node("Expand", [g.node("Unsqueeze", [idx, g.const("axes_2", np.array([2], np.int64))]), shape],
-                 name_hint=f"{prefix}_hold_idx3")
-    return g.node("GatherElements", [y, idx], axis=1, name_hint=f"{prefix}_hold_last")
 
 
 def reverse_time(g, y: str, prefix: str) -> str:

@@ -10,22 +10,29 @@ step then adds its recurrent projection. Weights stay in Keras gate order:
   h~ = g(x_h + r * (h U_h + b_rec_h)); h' = h~ + z (h - h~)
 - GRU (reset_before): h~ = g(x_h + (r h) U_h)
 - SimpleRNN: h' = g(x W + b + h U)
+
+With a Keras mask (`valid`, (batch, steps) bool) a masked step keeps every state (`Where`) and
+outputs the last output (h, which it kept), or zeros with `zero_output_for_mask`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import activations
+from . import activations, masks
 from .rnn_params import RnnParams
 
 
-def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str = "rnn"):
+def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str = "rnn", *,
+         valid: str | None = None, zero_output: bool = False):
     """Emit layer `p` on `x` (batch, steps, features) with a fixed number of steps.
 
-    `states_in` are the (batch, units) initial states (h, then c for LSTM).
-    Returns (output, final states) like `emit_native.emit`.
+    `states_in` are the (batch, units) initial states (h, then c for LSTM), or None for zeros;
+    `valid` a (batch, steps) bool Keras mask, or None. Returns (output, final states) like
+    `emit_native.emit`.
     """
+    if not states_in:
+        states_in = [_zeros(g, x, p.units, f"{prefix}_zero_{k}") for k in ("h", "c")[:2 if p.kind == "lstm" else 1]]
     axis1 = g.const("axes_1", np.array([1], np.int64))
     xw = g.node("MatMul", [x, g.const(f"{prefix}_kernel", p.kernel)], name_hint=f"{prefix}_xw")
     if p.bias_in is not None:
@@ -38,6 +45,7 @@ def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str 
         idx = g.const(f"step_{t}", np.array(t, np.int64))
         xt = g.node("Gather", [xw, idx], axis=1, name_hint=f"{prefix}_x{t}")
         tag = f"{prefix}_t{t}"
+        h_prev, c_prev = h, c
         if p.kind == "lstm":
             h, c = _lstm_step(g, p, xt, h, c, weights, tag)
         elif p.kind == "gru":
@@ -46,13 +54,31 @@ def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str 
             pre = g.node("Add", [xt, g.node("MatMul", [h, weights["U"]], name_hint=f"{tag}_hu")],
                          name_hint=f"{tag}_pre")
             h = activations.emit(g, pre, p.activation, f"{tag}_h")
+        y = h
+        if valid is not None:   # a masked step keeps its states and repeats (or zeroes) the output
+            m = masks.step_mask(g, valid, t, tag)
+            h = g.node("Where", [m, h, h_prev], name_hint=f"{tag}_h_kept")
+            if c is not None:
+                c = g.node("Where", [m, c, c_prev], name_hint=f"{tag}_c_kept")
+            y = h
+            if zero_output:
+                zero = g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), h], name_hint=f"{tag}_zero")
+                y = g.node("Where", [m, h, zero], name_hint=f"{tag}_y_zeroed")
         if p.return_sequences:
-            outs.append(g.node("Unsqueeze", [h, axis1], name_hint=f"{tag}_y"))
+            outs.append(g.node("Unsqueeze", [y, axis1], name_hint=f"{tag}_y"))
     finals = [h] + ([c] if c is not None else [])
     if not p.return_sequences:
-        return h, finals
+        return y, finals
     y = outs[0] if len(outs) == 1 else g.node("Concat", outs, axis=1, name_hint=f"{prefix}_seq")
     return y, finals
+
+
+def _zeros(g, x: str, units: int, prefix: str) -> str:
+    """(batch, units) float32 zeros, batch taken from `x`."""
+    batch = g.node("Slice", [g.node("Shape", [x], name_hint=f"{prefix}_shape"), g.const("i0", np.array([0], np.int64)),
+                             g.const("i1", np.array([1], np.int64))], name_hint=f"{prefix}_batch")
+    shape = g.node("Concat", [batch, g.const(f"i{units}", np.array([units], np.int64))], axis=0, name_hint=f"{prefix}_dims")
+    return g.node("ConstantOfShape", [shape], name_hint=prefix)
 
 
 def _recurrent_weights(g, p: RnnParams, prefix: str) -> dict:

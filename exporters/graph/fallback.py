@@ -1,6 +1,6 @@
 """Whole-model conversion with tf2onnx, for `full` when rnnx cannot emit a layer.
 
-Used when a layer's handler refuses `full` (ConvLSTM, masking, an activation
+Used when a layer's handler refuses `full` (ConvLSTM, a mask it has no form of, an activation
 with no ONNX counterpart, ...) or a layer with no handler takes several
 inputs. The export report says "fallback: tf2onnx" and why. The model is
 wrapped so that the graph's inputs and outputs carry the plan's names

@@ -85,7 +85,12 @@ def _rebuild(model, dynamic: set):
     cfg.pop("build_input_shape", None)
     with _safe_mode():
         clone = type(model).from_config(cfg)
-    clone.set_weights(model.get_weights())
+    weights = model.get_weights()
+    if len(clone.weights) == len(weights):
+        clone.set_weights(weights)
+    else:   # a layer the model shares (a cell in an RNN and called alone) comes back as two
+        for layer in clone.layers:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
     return clone
 
 

@@ -14,7 +14,8 @@ four questions, and nothing else in rnnx decides them:
 - `emit(ctx, call)`: write its ONNX nodes for one call of the layer.
 
 The walker also asks `keeps_time`, `time_refusal`, `time_window`, `eats`,
-`acts_on_last_axis` and the mask hooks; the base class declares each with
+`acts_on_last_axis` and the mask hooks (`produces_mask`, `mask_value`,
+`emit_mask`, `takes_mask`); the base class declares each with
 the answer of a plain time-local layer. A handler whose answers depend on
 one call (a Keras operation's constant arguments, the layers around it) gets
 that call's `Site` in `bind(site)` and returns a handler that knows it.
@@ -106,7 +107,7 @@ class Call:
     states_in: list | None = None
     states_out: list = field(default_factory=list)
     prefix: str = ""
-    mask: str | None = None   # full only: (batch,) int32 valid lengths of a post-padded masked input
+    mask: str | None = None   # the (batch, time) bool Keras mask of the input, for handlers that take one
 
 
 class LayerHandler:
@@ -176,8 +177,15 @@ class LayerHandler:
         return None
 
     def emit_mask(self, ctx, call: Call) -> str:
-        """The (batch,) int32 lengths of each sequence's valid prefix (post-padded batches)."""
+        """The (batch, time) bool mask the layer starts: True on valid steps, False on padding."""
         raise NotImplementedError
+
+    def takes_mask(self, layer) -> bool | None:
+        """What a Keras mask on the input does to a layer whose `call` takes one (`mask=`):
+        True: `emit` reads it (`call.mask`); False: nothing at inference (the outputs do not
+        depend on it); None: unknown, so the walker refuses the layer when a mask reaches it
+        (`full` then comes from tf2onnx, which keeps Keras' masking)."""
+        return None
 
 
 class SiteHandler(LayerHandler):

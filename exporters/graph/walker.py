@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedLayerError
-from . import registry, segment
+from . import masks, registry, segment
 from .onnx_graph import GraphBuilder
 from .registry import Call
 
@@ -183,7 +183,7 @@ def plan(model, time_inputs: set) -> Plan:
         if io.dtype != "bool":
             io.vocab_size = vocab_of(model, io.key)
     tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
-    masks: dict = {}          # tensor key -> index of the step that started its mask
+    mask_of: dict = {}        # tensor key -> the source of its Keras mask (see _follow_masks)
     steps, recurrent = [], []
     blockers = {v: None for v in registry.VARIANTS}
     fallback = None
@@ -200,7 +200,7 @@ def plan(model, time_inputs: set) -> Plan:
         for node in _nodes(fm):
             op = node.operation
             ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
-            state_ts = _flat(node.arguments.kwargs.get("initial_state", []))
+            state_ts = _flat(node.arguments.kwargs.get("initial_state", node.arguments.kwargs.get("states", [])))
             states = [key_map.get(_key(t), _key(t)) for t in state_ts]
             mask_ts = _flat(node.arguments.kwargs.get("mask", []))
             outs = [_key(t) for t in node.output_tensors]
@@ -243,15 +243,18 @@ def plan(model, time_inputs: set) -> Plan:
                 decls = handler.states(op)
                 if _is_recurrent(op):
                     recurrent.append(op)
-                if decls:
-                    if not has_time:
-                        for v in STREAMING:
-                            block(v, f"{what} follows a layer that returns only its last step, so it sees "
-                                     "one step per sequence and needs the whole sequence; it cannot stream")
+                if decls and not has_time:
+                    # it reads a sequence made inside the call (RepeatVector, a rollout from a last step,
+                    # initial_state= from another layer): it runs whole in every call, carrying nothing
+                    shape = step.in_shapes[0] if step.in_shapes else ()
+                    if len(shape) < 3 or shape[1] is None:
+                        block("unrolled", f"{what} runs over a sequence made inside the model whose length "
+                                          "is not fixed, and unrolled writes every step out")
+                elif decls:
                     if states:
                         for v in STREAMING:
-                            block(v, f"{what} takes its initial state from other tensors (initial_state=); "
-                                     "such a model already runs one call per step: export it as 'full'")
+                            block(v, f"{what} reads a sequence and takes its initial state from other tensors "
+                                     "(initial_state=); a stream carries its own states: export it as 'full'")
                     step.state_index = sum(1 for s in steps if s.state_index is not None)
                 elif has_time and (why := handler.time_refusal(op)) is not None:
                     for v in STREAMING:
@@ -259,7 +262,7 @@ def plan(model, time_inputs: set) -> Plan:
             keeps = _keeps_time(handler, op, step)
             for k, t in zip(outs, node.output_tensors):
                 tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
-            _follow_masks(step, len(steps), handler, masks, inputs, block, what)
+            _follow_masks(step, len(steps), handler, mask_of, inputs, block, what, fm is fmodel)
             if decls_of(step) and getattr(op, "return_state", False):
                 for k in outs[1:]:
                     shape, dtype, _ = tensors[k]
@@ -330,7 +333,7 @@ def _name_time_axes(plan: Plan) -> None:
     """Give every sequence input its own time axis, and each output the axis it follows.
 
     Inputs are independent until a layer combines them step by step (a merge, an element-wise
-    op): then they must have one length. An attention layer's output follows its query (its
+    op, a `mask=` argument): then they must have one length. An attention layer's output follows its query (its
     first input), whatever the length of the sequence it attends to. One axis overall is
     `time`; several are `<input>_time`. (Only `full` has time axes: a stream call takes one
     chunk of every sequence input, which advance together, as synchronized sensors do.)
@@ -347,7 +350,8 @@ def _name_time_axes(plan: Plan) -> None:
         if io.has_time:
             group[io.key] = parent[io.name] = io.name
     for step in plan.steps:
-        roots = [root(group[k]) for k in step.in_keys if k in group and plan.tensors[k][2]]
+        keys = step.in_keys + ([step.mask_key] if step.mask_key is not None else [])   # a mask= has its length
+        roots = [root(group[k]) for k in keys if k in group and plan.tensors[k][2]]
         if len(set(roots)) > 1 and not _follows_query(step.layer):
             for r in roots[1:]:
                 parent[root(r)] = root(roots[0])
@@ -367,37 +371,44 @@ def _follows_query(layer) -> bool:
                               keras.layers.MultiHeadAttention))
 
 
-def _follow_masks(step, index, handler, masks, inputs, block, what) -> None:
-    """Track Keras masks: started by Masking/Embedding(mask_zero), kept by layers that support
-    masking, consumed by recurrent layers (full only: ONNX `sequence_lens`)."""
-    op = step.layer
-    source = next((masks[k] for k in step.in_keys if k in masks), None)
+def _follow_masks(step, index, handler, mask_of, inputs, block, what, top: bool) -> None:
+    """Track Keras masks: started by Masking/Embedding(mask_zero) or given as `mask=`, passed on
+    by layers that support masking, read by the layers whose call takes one (`takes_mask`).
+
+    `mask_of` maps a tensor key to the mask's source: ("step", i), the step that starts it, or
+    ("tensor", key), a boolean tensor. On the model's own graph (`top`) Keras says which tensors
+    carry a mask (`_keras_mask`); inside a nested model the walker follows Keras' rule itself.
+    """
+    op, node = step.layer, step.node
+    source = next((mask_of[k] for k in step.in_keys if k in mask_of), None)
     if step.mask_key is not None:  # an explicit mask= argument: a (batch, time) boolean tensor
         source = ("tensor", step.mask_key)
-        for v in STREAMING:
-            block(v, f"{what} takes a mask= argument, and a stream cannot tell padding from a pause; "
-                     "export it as 'full' (batches post-padded)")
         for io in inputs:
             if io.key == step.mask_key:
                 io.pad_value = False
+    if source is not None and getattr(op, "_call_has_mask_arg", False):
+        takes = handler.takes_mask(op) if handler is not None else None
+        if takes:
+            step.mask_from = source
+        elif takes is None:
+            for v in registry.VARIANTS:
+                block(v, f"{what} reads the Keras mask of its input, and rnnx has no masked form of it")
     if handler is not None and handler.produces_mask(op):
-        for v in STREAMING:
-            block(v, f"{what} masks padded steps, and a stream cannot tell padding from a pause; "
-                     "export it as 'full' (batches post-padded)")
         for io in inputs:
             if io.key in step.in_keys:
                 io.pad_value = handler.mask_value(op)
-        masks[step.out_keys[0]] = ("step", index)
+        mask_of[step.out_keys[0]] = ("step", index)
         return
-    if source is None:
-        return
-    if _is_recurrent(op):
-        step.mask_from = source
-        if getattr(op, "return_sequences", False):
-            masks[step.out_keys[0]] = source
-    elif getattr(op, "supports_masking", False) and step.has_time:
-        for k in step.out_keys:
-            masks[k] = source
+    for k, t in zip(step.out_keys, node.output_tensors):
+        if top:
+            carried = getattr(t, "_keras_mask", None) is not None
+        else:
+            carried = source is not None and getattr(op, "supports_masking", False) and step.has_time
+        if carried and source is None:
+            for v in registry.VARIANTS:
+                block(v, f"{what} gives a Keras mask that rnnx cannot trace to the layer that made it")
+        elif carried:
+            mask_of[k] = source
 
 
 def decls_of(step) -> list:
@@ -447,15 +458,13 @@ class EmitContext:
         self.g, self.variant, self.chunk, self.opset = g, variant, chunk, opset
         self._cache = cache
         self._weights: dict = {}
-        self.masks: dict = {}   # mask id -> (batch,) int32 valid lengths
+        self.masks: dict = {}   # mask source -> (batch, time) bool tensor
 
-    def mask_lengths(self, mask_id: tuple, names: dict, prefix: str) -> str:
-        """The (batch,) int32 valid lengths of a mask: started by a layer, or a boolean input tensor."""
-        if mask_id not in self.masks:  # ("tensor", key): count the True steps
-            counts = self.g.node("Cast", [names[mask_id[1]]], to=6, name_hint=f"{prefix}_mask_i32")
-            self.masks[mask_id] = self.g.node("ReduceSum", [counts, self.g.const("axes_1", np.array([1], np.int64))],
-                                              keepdims=0, name_hint=f"{prefix}_mask_lengths")
-        return self.masks[mask_id]
+    def mask(self, source: tuple, names: dict, tensors: dict, prefix: str) -> str:
+        """The (batch, time) bool tensor of a mask: started by a layer, or a tensor given as `mask=`."""
+        if source not in self.masks:  # ("tensor", key)
+            self.masks[source] = masks.as_bool(self.g, names[source[1]], tensors[source[1]][1], prefix)
+        return self.masks[source]
 
     @property
     def streaming(self) -> bool:
@@ -502,7 +511,7 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
         if mine:
             call.states_in = [s.input for s in mine]
         if step.mask_from is not None:
-            call.mask = ctx.mask_lengths(step.mask_from, names, prefix)
+            call.mask = ctx.mask(step.mask_from, names, plan.tensors, prefix)
         if step.handler is None:
             outs = ctx.segment(step.layer, call, step.node)
         else:

@@ -38,9 +38,16 @@ def session(model_bytes: bytes):
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> dict:
-    """max/mean |got - want|, argmax agreement over the last axis, and the worst element."""
+    """max/mean |got - want|, argmax agreement over the last axis, and the worst element.
+
+    A NaN (or infinity) where Keras gives the same (the mean of an all-padding prefix is 0/0
+    in both) agrees; one on one side only is an infinite difference.
+    """
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    diff = np.abs(got - want)
+    with np.errstate(invalid="ignore"):
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        diff = np.where(same, 0.0, np.abs(got - want))
+    diff = np.where(np.isnan(diff), np.inf, diff)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     out = {
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,

@@ -26,8 +26,9 @@ def random(inputs, *, steps: int | dict, n: int = 4, seed: int = 0) -> list[np.n
     `steps` is one length for every sequence input, or {time axis name: length} for inputs
     whose time axes are independent (walker IO.time_dim).
 
-    An input that feeds a Keras mask (`pad_value` set) gets post-padded
-    sequences of several lengths, the padding being its mask value.
+    An input that feeds a Keras mask (`pad_value` set) gets sequences of
+    several lengths, post-padded (even rows) and pre-padded (odd rows), the
+    padding being its mask value.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -46,7 +47,10 @@ def random(inputs, *, steps: int | dict, n: int = 4, seed: int = 0) -> list[np.n
             lengths = rng.integers(max(1, t // 2), t + 1, size=n)
             lengths[0] = t
             for i, length in enumerate(lengths):
-                x[i, length:] = io.pad_value
+                if i % 2:
+                    x[i, :t - length] = io.pad_value
+                else:
+                    x[i, length:] = io.pad_value
         out.append(x)
     return out
 

@@ -128,8 +128,7 @@ class EmbeddingHandler(LastAxisHandler):
         g = ctx.g
         zero = g.node("CastLike", [g.const("i0_scalar", np.array(0, np.int64)), call.inputs[0]],
                       name_hint=f"{call.prefix}_zero")
-        valid = g.node("Not", [g.node("Equal", [call.inputs[0], zero])], name_hint=f"{call.prefix}_valid")
-        return _lengths(ctx, valid, call.prefix)
+        return g.node("Not", [g.node("Equal", [call.inputs[0], zero])], name_hint=f"{call.prefix}_valid")
 
     def emit(self, ctx, call: Call) -> list[str]:
         g = ctx.g
@@ -138,22 +137,8 @@ class EmbeddingHandler(LastAxisHandler):
         return [g.node("Gather", [table, idx], axis=0, name_hint=call.prefix)]
 
 
-def _lengths(ctx, valid: str, prefix: str) -> str:
-    """(batch,) int32 count of the valid steps of a (batch, time) boolean mask."""
-    g = ctx.g
-    counts = g.node("Cast", [valid], to=6, name_hint=f"{prefix}_valid_i32")  # 6 = INT32
-    return g.node("ReduceSum", [counts, g.const("axes_1", np.array([1], np.int64))], keepdims=0,
-                  name_hint=f"{prefix}_lengths")
-
-
 class MaskingHandler(LastAxisHandler):
-    summary = "zeroes masked steps; their count feeds the RNN ops' sequence_lens (full only)"
-    variants = ("full",)
-
-    def refuse(self, layer, variant):
-        if variant != "full":
-            return "it masks padded steps, and a stream cannot tell padding from a pause; export it as 'full'"
-        return None
+    summary = "zeroes masked steps and masks them for the layers after it (every variant)"
 
     def produces_mask(self, layer) -> bool:
         return True
@@ -170,8 +155,7 @@ class MaskingHandler(LastAxisHandler):
 
     def emit_mask(self, ctx, call: Call) -> str:
         g = ctx.g
-        valid = g.node("Cast", [self._valid(ctx, call)], to=9, name_hint=f"{call.prefix}_valid_bool")  # 9 = BOOL
-        return _lengths(ctx, valid, call.prefix)
+        return g.node("Cast", [self._valid(ctx, call)], to=9, name_hint=f"{call.prefix}_valid_bool")  # 9 = BOOL
 
     def emit(self, ctx, call: Call) -> list[str]:
         g = ctx.g

@@ -119,6 +119,9 @@ class BatchNormHandler(SiteHandler):
             return None
         return "it keeps statistics per time index (axis=1), so a chunk would need its position in the sequence"
 
+    def takes_mask(self, layer) -> bool:
+        return False   # a mask only weights the batch statistics of training
+
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g
         rank = len(call.in_shapes[0])

@@ -482,12 +482,14 @@ class ReduceHandler(OpHandler):
     """`mean`/`sum`/`max`/`min`/`prod` over axes; over time (axis 1 of a sequence) a running reduction."""
 
     _ONNX = {"mean": "ReduceMean", "sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin",
-             "prod": "ReduceProd"}
+             "prod": "ReduceProd", "any": "ReduceMax", "all": "ReduceMin"}
+    _LOGICAL = ("any", "all")   # of a bool tensor: ReduceMax / ReduceMin of it as 0/1 floats
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.summary = (f"`{self._ONNX[kind]}`" + (f"; over time a running {kind} in a stream" if kind in running.KINDS
-                                                    else " (over feature axes to stream)"))
+        what = f"`{self._ONNX[kind]}`" + (" of the bools as 0/1" if kind in self._LOGICAL else "")
+        self.summary = what + (f"; over time a running {kind} in a stream" if kind in running.KINDS
+                               else " (over feature axes to stream)")
 
     def _axes(self):
         return _axes(self.site.layer.axis, len(self.x.shape))
@@ -527,6 +529,10 @@ class ReduceHandler(OpHandler):
         g, p, x = ctx.g, call.prefix, call.inputs[0]
         keep = bool(self.site.layer.keepdims)
         axes = self._axes()
+        if self.kind in self._LOGICAL:   # Keras' mask of a Masking layer: any(x != value, axis=-1)
+            x = g.node("Cast", [x], to=1, name_hint=f"{p}_as_float")                    # 1 = FLOAT
+            y = reduce_over(g, self._ONNX[self.kind], x, axes, keep, ctx.opset, p)
+            return [g.node("Cast", [y], to=9, name_hint=f"{p}_as_bool")]                  # 9 = BOOL
         if not self._over_time() or self.kind not in running.KINDS:
             return [reduce_over(g, self._ONNX[self.kind], x, axes, keep, ctx.opset, p)]
         rest = [a for a in axes if a != 1]
@@ -588,7 +594,7 @@ def handlers() -> list[tuple[type, LayerHandler]]:
                        ("Transpose", "transpose")):
         add(knp, name, ShapeOpHandler(what))
     for name, kind in (("Mean", "mean"), ("Sum", "sum"), ("Max", "max"), ("Min", "min"), ("Amax", "max"),
-                       ("Amin", "min"), ("Prod", "prod")):
+                       ("Amin", "min"), ("Prod", "prod"), ("Any", "any"), ("All", "all")):
         add(knp, name, ReduceHandler(kind))
     return found
 

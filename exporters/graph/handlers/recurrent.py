@@ -1,16 +1,23 @@
-"""Recurrent layers: LSTM, GRU, SimpleRNN, RNN(cell), StackedRNNCells, Bidirectional.
+"""Recurrent layers: LSTM, GRU, SimpleRNN, RNN(cell), StackedRNNCells, Bidirectional, and
+cells called by the model itself (one step).
 
 `full` and `stream` get native ONNX `LSTM`/`GRU`/`RNN` nodes (one node per
 cell; a Bidirectional layer is one node with direction=bidirectional and a
 `go_backwards` layer one with direction=reverse); `unrolled` gets plain ops
 per step (`emit_unrolled.py`), and so does `stream` for a cell whose
-activation the native ops lack (e.g. gelu): its chunk has a known length. States are (batch, units): h, and c for an
-LSTM cell, per cell in order.
+activation the native ops lack (e.g. gelu): its chunk has a known length.
+States are (batch, units): h, and c for an LSTM cell, per cell in order.
+
+A recurrent layer that reads a sequence made inside the call (after a
+last-step output: `RepeatVector`, a rollout that starts from another layer's
+`return_state` through `initial_state=`) carries nothing: it runs whole in
+every call from those states, so each call returns what Keras gives for the
+prefix seen so far.
 """
 
 from __future__ import annotations
 
-from .. import emit_native, emit_unrolled, rnn_params
+from .. import emit_native, emit_unrolled, masks, rnn_params
 from ..registry import Call, LayerHandler, StateDecl
 
 
@@ -60,32 +67,65 @@ class RecurrentHandler(LayerHandler):
     def keeps_time(self, layer) -> bool:
         return bool(layer.return_sequences)
 
+    def takes_mask(self, layer) -> bool:
+        return True
+
     def emit(self, ctx, call: Call) -> list[str]:
-        layer = call.layer
+        layer, g = call.layer, ctx.g
         stack = cells(layer)
-        states_in = call.states_in if ctx.streaming else call.initial_state
-        x = call.inputs[0]
-        reverse_input = layer.go_backwards and len(stack) > 1
+        # a stream's carried states; else (full, or a layer run whole in every call) initial_state=
+        states_in = call.states_in if call.states_in is not None else call.initial_state
+        steps = ctx.chunk if call.states_in is not None else call.in_shapes[0][1]
+        x, valid = call.inputs[0], call.mask
+        backwards = layer.go_backwards
+        if valid is not None and backwards:  # Keras reverses input and mask, then runs forward
+            x, valid = (emit_native.reverse_time(g, v, f"{call.prefix}_{what}") for v, what in ((x, "x"), (valid, "mask")))
+            backwards = False
+        reverse_input = backwards and len(stack) > 1
         if reverse_input:  # a stack read backwards: feed it reversed, keep Keras' last-first output
-            x = emit_native.reverse_time(ctx.g, x, call.prefix)
+            x = emit_native.reverse_time(g, x, call.prefix)
+        plain = [ctx.variant == "unrolled" or (ctx.variant == "stream" and rnn_params.cell_blocker(c, native=True) is not None)
+                 for c in stack]
+        if valid is not None and any(plain):   # one masked form for the whole stack
+            plain = [True] * len(stack)
+        packed = masks.compact(g, x, valid, ctx.opset, call.prefix) if valid is not None and not plain[0] else None
+        zero_output = bool(getattr(layer, "zero_output_for_mask", False))
         finals, pos = [], 0
         for j, cell in enumerate(stack):
             last = j == len(stack) - 1
             p = rnn_params.read(cell, name=layer.name, return_sequences=layer.return_sequences or not last,
-                                go_backwards=layer.go_backwards and not reverse_input)
+                                go_backwards=backwards and not reverse_input)
             n_states = len(rnn_params.STATE_KINDS[p.kind])
             ins = list(states_in[pos:pos + n_states]) if states_in else None
             pos += n_states
             prefix = call.prefix if len(stack) == 1 else f"{call.prefix}_cell{j}"
-            plain = ctx.variant == "unrolled" or (
-                ctx.variant == "stream" and rnn_params.cell_blocker(cell, native=True) is not None)
-            if plain:  # stream of a cell the native op cannot express: its chunk as plain ops
-                x, cell_finals = emit_unrolled.emit(ctx.g, x, p, ctx.chunk, ins, prefix)
+            if plain[j]:  # unrolled, or a stream of a cell the native op cannot express: plain ops
+                x, cell_finals = emit_unrolled.emit(g, x, p, steps, ins, prefix, valid=valid,
+                                                    zero_output=zero_output and last)
+            elif packed is not None:   # a mask: the valid steps, compacted, through the native op
+                x, cell_finals = emit_native.emit(g, packed.x, p, ins, prefix, seq_lens=packed.seq_lens)
+                cell_finals = masks.keep_states(g, cell_finals, ins, packed, prefix)
+                if not last:   # the next cell reads the compacted steps
+                    packed.x = x
+                elif p.return_sequences:
+                    x = masks.scatter(g, x, packed, zero_output=zero_output and last,
+                                      before=ins[0] if call.states_in is not None else None, prefix=prefix)
+                else:
+                    x = _zero_if_last_masked(g, cell_finals[0], packed.valid, prefix) if zero_output else cell_finals[0]
             else:
-                x, cell_finals = emit_native.emit(ctx.g, x, p, ins, prefix, seq_lens=call.mask)
+                x, cell_finals = emit_native.emit(g, x, p, ins, prefix)
             finals += cell_finals
         call.states_out = finals
         return [x] + (finals if layer.return_state else [])
+
+
+def _zero_if_last_masked(g, h: str, valid: str, prefix: str) -> str:
+    """A last-step output with zero_output_for_mask: zeros where the sequence's last step is masked."""
+    import numpy as np
+
+    last = masks.step_mask(g, valid, -1, f"{prefix}_last")
+    zero = g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), h], name_hint=f"{prefix}_zero")
+    return g.node("Where", [last, h, zero], name_hint=f"{prefix}_last_zeroed")
 
 
 class BidirectionalHandler(LayerHandler):
@@ -110,6 +150,9 @@ class BidirectionalHandler(LayerHandler):
     def keeps_time(self, layer) -> bool:
         return bool(layer.return_sequences)
 
+    def takes_mask(self, layer) -> bool:
+        return True
+
     def emit(self, ctx, call: Call) -> list[str]:
         import numpy as np
 
@@ -118,22 +161,33 @@ class BidirectionalHandler(LayerHandler):
         fw = rnn_params.read(fw_layer.cell, name=fw_layer.name, return_sequences=layer.return_sequences)
         bw = rnn_params.read(bw_layer.cell, name=bw_layer.name, return_sequences=layer.return_sequences)
         states_in = call.initial_state
+        x, packed, lens = call.inputs[0], None, None
+        if call.mask is not None:   # the valid steps, compacted; Keras zeroes a masked step's outputs
+            packed = masks.compact(g, x, call.mask, ctx.opset, call.prefix)
+            x, lens = packed.x, packed.seq_lens
         same = (fw.kind == bw.kind and fw.units == bw.units and fw.activation == bw.activation
                 and fw.recurrent_activation == bw.recurrent_activation and fw.reset_after == bw.reset_after)
         if same:
-            (y_fw, y_bw), finals = emit_native.emit(g, call.inputs[0], fw, states_in, call.prefix, backward=bw,
-                                                    seq_lens=call.mask)
+            ys, finals = emit_native.emit(g, x, fw, states_in, call.prefix, backward=bw, seq_lens=lens)
         else:  # two different layers: one node per direction
             n_fw = len(rnn_params.STATE_KINDS[fw.kind])
             bw = rnn_params.read(bw_layer.cell, name=bw_layer.name, return_sequences=layer.return_sequences,
                                  go_backwards=True)
-            y_fw, f_fw = emit_native.emit(g, call.inputs[0], fw, states_in[:n_fw] if states_in else None,
-                                          f"{call.prefix}_fw", seq_lens=call.mask)
-            y_bw, f_bw = emit_native.emit(g, call.inputs[0], bw, states_in[n_fw:] if states_in else None,
-                                          f"{call.prefix}_bw", seq_lens=call.mask)
+            y_fw, f_fw = emit_native.emit(g, x, fw, states_in[:n_fw] if states_in else None,
+                                          f"{call.prefix}_fw", seq_lens=lens)
+            y_bw, f_bw = emit_native.emit(g, x, bw, states_in[n_fw:] if states_in else None,
+                                          f"{call.prefix}_bw", seq_lens=lens)
             if layer.return_sequences:  # emit_native gives Keras' last-first order; Bidirectional flips it back
                 y_bw = emit_native.reverse_time(g, y_bw, f"{call.prefix}_bw")
-            finals = f_fw + f_bw
+            ys, finals = (y_fw, y_bw), f_fw + f_bw
+        if packed is not None:
+            finals = masks.keep_states(g, finals, states_in, packed, call.prefix)
+            if layer.return_sequences:
+                ys = tuple(masks.scatter(g, y, packed, zero_output=True, before=None, prefix=f"{call.prefix}_{d}")
+                           for d, y in zip(("fw", "bw"), ys))
+        if not layer.return_sequences:
+            ys = (finals[0], finals[len(finals) // 2])
+        y_fw, y_bw = ys
         mode = layer.merge_mode
         if mode is None:
             outputs = [y_fw, y_bw]
@@ -152,6 +206,30 @@ class BidirectionalHandler(LayerHandler):
         return outputs + (finals if layer.return_state else [])
 
 
+class CellHandler(LayerHandler):
+    """An LSTMCell/GRUCell/SimpleRNNCell called by the model itself: one step from given states,
+    as an autoregressive rollout does (`x, states = cell(prediction, states=states)`)."""
+
+    summary = "one step as plain ops, from the states it is given (a rollout from another layer's state)"
+
+    def refuse(self, layer, variant):
+        return rnn_params.cell_blocker(layer, native=False)
+
+    def states(self, layer) -> list[StateDecl]:
+        return []      # its states are its arguments: nothing is carried between calls
+
+    def emit(self, ctx, call: Call) -> list[str]:
+        import numpy as np
+
+        g, cell = ctx.g, call.layer
+        states_in = call.initial_state or call.inputs[1:] or None    # states= or positional
+        p = rnn_params.read(cell, name=cell.name, return_sequences=False)
+        x = g.node("Unsqueeze", [call.inputs[0], g.const("axes_1", np.array([1], np.int64))],
+                   name_hint=f"{call.prefix}_one_step")
+        h, finals = emit_unrolled.emit(g, x, p, 1, list(states_in) if states_in else None, call.prefix)
+        return [h] + finals[:len(call.out_shapes) - 1]      # Keras: (output, [h, c]) or (output, [h])
+
+
 def register() -> None:
     import keras
 
@@ -161,3 +239,6 @@ def register() -> None:
     for cls in (keras.layers.RNN, keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN):
         register_layer(cls, recurrent)
     register_layer(keras.layers.Bidirectional, BidirectionalHandler())
+    cell = CellHandler()
+    for cls in (keras.layers.LSTMCell, keras.layers.GRUCell, keras.layers.SimpleRNNCell):
+        register_layer(cls, cell)

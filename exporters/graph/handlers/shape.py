@@ -34,6 +34,10 @@ class TimeDistributedHandler(LayerHandler):
             return f"TimeDistributed of a stateful layer ({type(inner).__name__}) has no rnnx emitter"
         return handler.refuse(inner, variant)
 
+    def takes_mask(self, layer) -> bool | None:
+        # it hands each frame's mask to the inner layer: nothing, unless that layer's call reads one
+        return None if getattr(_inner(layer), "_call_has_mask_arg", False) else False
+
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g
         inner = _inner(layer)
@@ -125,8 +129,9 @@ class RepeatVectorHandler(LayerHandler):
         return [g.node("Tile", [x, reps], name_hint=call.prefix)]
 
 
-class GlobalPooling1DHandler(LayerHandler):
-    summary = "ReduceMean / ReduceMax over time; streams as a running sum and count / a running max"
+class GlobalPooling1DHandler(registry.SiteHandler):
+    summary = ("ReduceMean (of the valid steps under a mask) / ReduceMax over time; streams as a running "
+               "sum and count / a running max")
 
     @staticmethod
     def _kind(layer) -> str:
@@ -144,11 +149,16 @@ class GlobalPooling1DHandler(LayerHandler):
         return False
 
     def states(self, layer) -> list:
-        return running.state_decls(self._kind(layer), tuple(int(d) for d in layer.input.shape[2:]))
+        shape = self.site.args[0].shape if self.sees_time else layer.input.shape   # not the mask= input
+        return running.state_decls(self._kind(layer), tuple(int(d) for d in shape[2:]))
+
+    def takes_mask(self, layer) -> bool:
+        return True    # the average of the valid steps (GlobalMaxPooling1D's call takes no mask)
 
     def emit(self, ctx, call: Call) -> list[str]:
         frame_rank = len(call.in_shapes[0]) - 2
-        return [running.emit(ctx, call, call.inputs[0], self._kind(call.layer), bool(call.layer.keepdims), frame_rank)]
+        return [running.emit(ctx, call, call.inputs[0], self._kind(call.layer), bool(call.layer.keepdims), frame_rank,
+                             valid=call.mask)]
 
 
 def register() -> None:
