@@ -14,7 +14,8 @@ from click.testing import CliRunner  # noqa: E402
 from quantize_cases import case  # noqa: E402
 
 from exporters.cli import cli  # noqa: E402
-from exporters.errors import ConfigError, DataError, InputShapeError, ModelFormatError, QuantizationError  # noqa: E402
+from exporters.errors import (ConfigError, DataError, InputShapeError, ModelFormatError, OutputError,  # noqa: E402
+                              QuantizationError)
 from exporters.quantize import quantize_model  # noqa: E402
 from runtime.errors import UncheckedModelWarning  # noqa: E402
 
@@ -332,3 +333,25 @@ def test_fp16_of_a_convlstm_loop_is_refused_with_the_reason_or_loads(tmp_path):
         assert "rnnx-quantize-" not in str(exc) and not dst.exists()
     else:
         assert runtime.load(dst).contract.precision == "fp16"
+
+
+@pytest.mark.parametrize("mode", ["int8-dynamic", "fp16"])
+def test_a_disk_that_fills_during_quantize_is_an_output_error_that_leaves_nothing(lstm, tmp_path, monkeypatch,
+                                                                                mode):
+    """The quantizer writes the model several times over into its scratch folder: when that
+    disk fills (a small /tmp on a board), the run ends with one typed line naming the folder,
+    writes no output and leaves no scratch behind."""
+    import tempfile
+
+    from fs_faults import tmpfs
+
+    assert Path(lstm.paths["stream"]).stat().st_size > 16 * 1024
+    with tmpfs(tmp_path / "small_tmp", "16k") as small:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        out = tmp_path / "q.onnx"
+        line = _one_line_error(_run(lstm.paths["stream"], "--mode", mode, "--out", out), "OutputError")
+        assert "no room for the quantizer's scratch files in " + str(small) in line, line
+        assert not out.exists() and not list(small.iterdir())
+        with pytest.raises(OutputError, match="No space left on device"):
+            quantize_model(lstm.paths["stream"], out, mode, latency_reps=0)
+        assert not out.exists() and not list(small.iterdir())

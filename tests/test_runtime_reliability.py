@@ -443,3 +443,51 @@ def test_pool_map_with_a_bound_predict(paths):
         results = pool.map(model.predict, batches)  # the bound method pickles its model
     for got, x in zip(results, batches):
         np.testing.assert_allclose(got, model.predict(x), atol=1e-6)
+
+
+def test_a_stream_keeps_its_model_when_the_file_is_replaced_under_it(paths, tmp_path):
+    """An edge app updates its model file (atomic rename) while a StreamingModel is open: the
+    open stream goes on with the model it loaded, states and all; loading the path again gets
+    the new file, and the export set's manifest refuses a file that does not belong to it."""
+    import shutil
+
+    folder = tmp_path / "set"
+    shutil.copytree(Path(paths["stream"]).parent, folder)
+    path = folder / "stream.onnx"
+    xs = sequences(2, seed=7)
+    stream = runtime.load(path, batch=2)
+    want = [stream.step(xs[:, t]) for t in range(STEPS)]
+    stream.reset()
+    got = [stream.step(xs[:, t]) for t in range(3)]
+    new = tmp_path / "new.onnx"
+    new.write_bytes(Path(paths["unrolled"]).read_bytes())
+    os.replace(new, path)                                   # replaced mid-sequence
+    got += [stream.step(xs[:, t]) for t in range(3, STEPS)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(runtime.ModelFormatError, match="does not belong to the export set"):
+        runtime.load(path, batch=2)
+    (folder / "export.json").unlink()                       # a lone file: the new one loads
+    assert runtime.load(path, batch=2).contract.variant == "unrolled"
+
+
+def test_a_model_loaded_before_a_fork_runs_in_the_child(paths):
+    """A server that loads the model, then forks workers (gunicorn's preload, multiprocessing's
+    fork): each child computes what the parent does, without hanging on the parent's threads."""
+    import multiprocessing
+
+    model = runtime.load(paths["full"], threads=2)
+    stream = runtime.load(paths["stream"], batch=2)
+    xs = sequences(2, seed=8)
+    want, stream_want = model.predict(xs), stream.feed(xs)
+    stream.reset()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_predict_in_child, [(model, stream, xs)] * 3).get(timeout=60)
+    for full_out, stream_out in got:
+        np.testing.assert_array_equal(full_out, want)
+        np.testing.assert_array_equal(stream_out, stream_want)
+
+
+def _predict_in_child(args):
+    model, stream, xs = args
+    return model.predict(xs), stream.feed(xs)

@@ -123,6 +123,8 @@ def _preprocess(src: Path, work: Path, *, optimize: bool) -> tuple[Path, str]:
     try:
         quant_pre_process(str(src), str(out), skip_optimization=not optimize)
     except Exception as exc:  # symbolic shape inference raises many types on unusual graphs
+        if (full := workspace.no_room(exc)) is not None:
+            raise full from None
         return src, f"skipped: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
     return out, "shape inference + optimization" if optimize else "shape inference"
 
@@ -375,6 +377,8 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             except RnnxError:
                 raise
             except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
+                if (full := workspace.no_room(exc)) is not None:
+                    raise full from None
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise QuantizationError(f"{mode} quantization of {src.name} failed: {first}") from None
             figures.update(extra)

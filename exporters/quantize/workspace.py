@@ -13,12 +13,15 @@ the folders of processes that no longer exist (and all the scratch inside them).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import tempfile
 import threading
 from pathlib import Path
+
+from ..errors import OutputError
 
 PREFIX = "rnnx-quantize-"
 
@@ -49,11 +52,30 @@ class _Terminated(BaseException):
     """SIGTERM turned into an exception so that `finally` blocks run."""
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_room(exc: BaseException, where: str | None = None) -> OutputError | None:
+    """The OutputError of a full disk under the scratch folder, or None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _FULL:
+        return None
+    return OutputError(f"no room for the quantizer's scratch files in {where or tempfile.gettempdir()} "
+                       f"({exc.strerror}); free space there or point TMPDIR at a folder with room")
+
+
 @contextlib.contextmanager
 def workspace():
-    """Yield a fresh folder (removed afterwards); see `inside` for running in it."""
+    """Yield a fresh folder (removed afterwards); see `inside` for running in it.
+
+    A full disk under it (the quantizer writes the model several times over) is an
+    `OutputError` naming the folder, not a traceback; the folder is removed all the same.
+    """
     sweep_stale()
-    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    root = tempfile.gettempdir()
+    try:
+        path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    except OSError as exc:
+        raise OutputError(f"cannot make the quantizer's scratch folder in {root}: {exc.strerror}") from None
     old = None
     main = threading.current_thread() is threading.main_thread()
     if main:
@@ -64,6 +86,11 @@ def workspace():
         yield path
     except _Terminated:
         raise SystemExit(128 + signal.SIGTERM) from None
+    except OSError as exc:
+        full = no_room(exc, root)
+        if full is None:
+            raise
+        raise full from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
