@@ -147,6 +147,7 @@ QUANTIZE = {                     # pipeline/quantize.py settings()
     "mixed": one_of("auto", "off"),
     "allow_larger": a_bool(),
     "per_channel": a_bool(),
+    "reduce_range": either(one_of("auto"), a_bool()),
     "calibration_method": one_of(*QUANT_METHODS),
     "calibration_samples": positive,
     "eval_samples": an_int(1, null=True),

@@ -45,7 +45,9 @@ def test_stage_writes_applicable_pairs_and_metrics(tiny_params, fashion, tmp_pat
         assert dyn["drop_points"] <= 3.0 and dyn["recurrent_weights"] == "int8"
         assert dyn["precision"] in ("int8-dynamic", "mixed") and dyn["latency_ms"] > 0
         assert set(dyn["layers"].values()) <= {"int8", "fp32"}
-    assert saved["mixed"] == "auto"
+        assert dyn["reduce_range"] is True            # 7-bit weights met the gate: no 8-bit retry
+    assert saved["int8-static"]["stream"]["reduce_range"] is True and saved["fp16"]["full"]["reduce_range"] is None
+    assert saved["mixed"] == "auto" and saved["reduce_range"] == "auto"
     assert saved["calibration_samples"] == 64 and saved["eval_samples"] == 300
 
 
@@ -65,6 +67,9 @@ def test_stage_refuses_bad_settings(tiny_params):
 
     with pytest.raises(ConfigError, match="quantize.modes"):
         stage.settings({**tiny_params, "quantize": {**QUANTIZE, "modes": ["int4"]}})
+    with pytest.raises(ConfigError, match="quantize.reduce_range must be auto, true or false"):
+        stage.settings({**tiny_params, "quantize": {**QUANTIZE, "reduce_range": "sometimes"}})
+    assert stage.settings({**tiny_params, "quantize": {**QUANTIZE, "reduce_range": False}})["reduce_range"] is False
     with pytest.raises(ConfigError, match="quantize.mixed must be auto or off"):
         stage.settings({**tiny_params, "quantize": {**QUANTIZE, "mixed": "sometimes"}})
     with pytest.raises(ConfigError, match="params.yaml has no 'quantize' section"):
