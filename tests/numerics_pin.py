@@ -51,20 +51,42 @@ def tiny_params() -> dict:
 
 
 def machine_kind() -> str:
-    """The CPU model and its kernel-relevant features: runs on one kind give the same bits."""
-    model, flags = platform.processor() or "unknown cpu", set()
+    """The CPU model, its microarchitecture (x86 family and model), cache sizes and kernel-relevant
+    features: runs on one kind give the same bits. Two EPYC generations with the same vector
+    features train different bits (their caches, and so the matrix kernels' blocking, differ)."""
+    model, flags, ids = platform.processor() or "unknown cpu", set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", "unknown cpu", platform.machine()):
+            key = key.strip()
+            if key == "model name" and model in ("", "unknown cpu", platform.machine()):
                 model = value.strip()
-            elif key.strip() in ("flags", "Features"):
+            elif key in ("flags", "Features"):
                 flags |= set(value.split())
+            elif key in ("cpu family", "model", "CPU implementer", "CPU part") and key not in ids:
+                ids[key] = value.strip()
     except OSError:
         pass
-    kind = f"{platform.machine()} {model} [{' '.join(f for f in _KERNEL_FLAGS if f in flags)}]"
+    arch = ", ".join(f"{k} {v}" for k, v in ids.items())
+    caches = _caches()
+    detail = "; ".join(part for part in (arch, caches) if part)
+    kind = (f"{platform.machine()} {model}" + (f" ({detail})" if detail else "")
+            + f" [{' '.join(f for f in _KERNEL_FLAGS if f in flags)}]")
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")      # oneDNN held to fewer features runs other kernels
     return f"{kind} ONEDNN_MAX_CPU_ISA={cap}" if cap else kind
+
+
+def _caches() -> str:
+    """CPU 0's cache sizes, e.g. 'L1d 48K L2 1024K L3 32768K' (empty where sysfs has none)."""
+    found = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            found.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return " ".join(found)
 
 
 def run(name: str, ds, params: dict | None = None) -> dict:

@@ -189,7 +189,7 @@ MODELS = {
     "weather": (weather, ALL, True),
     "chars": (char_generation, ALL, True),
     "imdb": (imdb_bidirectional, FULL, True),
-    "addition": (addition_seq2seq, FULL, True),
+    "addition": (addition_seq2seq, ALL, True),
     "translation": (translation_training, FULL, True),
     "translation_encoder": (translation_encoder, ALL, True),
     "translation_decoder": (translation_decoder, FULL, True),
