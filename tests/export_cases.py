@@ -46,6 +46,18 @@ def randomize(model, seed: int = 0, scale: float = 0.4):
     return model
 
 
+def random_export(build, folder: str, *, seed: int, scale: float, chunk: int):
+    """Build a model (Keras seed 5), give it random weights (`randomize`) and export it with the
+    default variants into workdir()/folder: (model, ExportResult)."""
+    import keras
+
+    from exporters.export import export_model
+
+    keras.utils.set_random_seed(5)
+    model = randomize(build(), seed=seed, scale=scale)
+    return model, export_model(model, workdir() / folder, chunk=chunk)
+
+
 @functools.cache
 def pipeline_model(name: str):
     """A pipeline zoo model (random weights); 'char_gru_stateful' is its stateful deploy copy."""

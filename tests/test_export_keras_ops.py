@@ -20,7 +20,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from export_cases import randomize, workdir  # noqa: E402
+from export_cases import random_export, workdir  # noqa: E402
 
 ATOL = 1e-5
 
@@ -85,13 +85,7 @@ MODELS = {"last_step": last_step_classifier, "temperature": temperature_sampler,
 
 @functools.cache
 def exported(name: str, chunk: int):
-    import keras
-
-    from exporters.export import export_model
-
-    keras.utils.set_random_seed(5)
-    model = randomize(MODELS[name](), seed=len(name), scale=0.4)
-    return model, export_model(model, workdir() / "keras_ops" / f"{name}_{chunk}", chunk=chunk)
+    return random_export(MODELS[name], f"keras_ops/{name}_{chunk}", seed=len(name), scale=0.4, chunk=chunk)
 
 
 def _sequences(model, n=3, steps=6, seed=2):

@@ -21,7 +21,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from export_cases import randomize, workdir  # noqa: E402
+from export_cases import random_export, workdir  # noqa: E402
 
 ATOL = 1e-5
 STEPS = 6
@@ -109,13 +109,7 @@ FULL_ONLY = {"backwards": backwards, "bidirectional": bidirectional}
 
 @functools.cache
 def exported(name: str, chunk: int):
-    import keras
-
-    from exporters.export import export_model
-
-    keras.utils.set_random_seed(5)
-    model = randomize({**STREAMS, **FULL_ONLY}[name](), seed=len(name), scale=0.5)
-    return model, export_model(model, workdir() / "masks" / f"{name}_{chunk}", chunk=chunk)
+    return random_export({**STREAMS, **FULL_ONLY}[name], f"masks/{name}_{chunk}", seed=len(name), scale=0.5, chunk=chunk)
 
 
 def _batch(model, seed=3) -> dict:

@@ -19,7 +19,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from export_cases import randomize, workdir  # noqa: E402
+from export_cases import random_export, workdir  # noqa: E402
 
 ATOL = 1e-5
 FEATURES, OUT_STEPS = 3, 4
@@ -95,13 +95,7 @@ MODELS = {"feedback": feedback, "feedback_initial_state": feedback_initial_state
 
 @functools.cache
 def exported(name: str, chunk: int):
-    import keras
-
-    from exporters.export import export_model
-
-    keras.utils.set_random_seed(5)
-    model = randomize(MODELS[name](), seed=len(name), scale=0.5)
-    return model, export_model(model, workdir() / "rollouts" / f"{name}_{chunk}", chunk=chunk)
+    return random_export(MODELS[name], f"rollouts/{name}_{chunk}", seed=len(name), scale=0.5, chunk=chunk)
 
 
 @pytest.mark.parametrize("chunk", [1, 3])
