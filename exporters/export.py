@@ -208,9 +208,9 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
         full_session = session if variant == "full" else full_session
         meta = metadata.describe(
             variant=variant, chunk=chunk, inputs=_io_rows(plan.inputs, variant, chunk, fixed_time),
-            outputs=_io_rows(plan.outputs, variant, chunk, fixed_time), labels=label_list,
-            uint8_scale=uint8_scale, source=source, parity=entry["parity"],
-            states=plan.states if variant != "full" else [])
+            outputs=_io_rows(plan.outputs, variant, chunk, fixed_time, plan.clocked and variant != "full"),
+            labels=label_list, uint8_scale=uint8_scale, source=source, parity=entry["parity"],
+            states=plan.states if variant != "full" else [], flush=_flush(plan, variant))
         metadata.attach(proto, meta)
         built[f"{variant}.onnx"] = _serialize(proto)
         _check_readable(variant, built[f"{variant}.onnx"])
@@ -293,17 +293,31 @@ def _samples(samples, plan, dynamic_time, model, chunk, streaming) -> tuple[list
 
 def _signature(plan, variant: str) -> validate.Signature:
     states = plan.states if variant != "full" else []
+    flush = _flush(plan, variant)
     return validate.Signature(tuple((io.name, io.has_time) for io in plan.inputs),
                               tuple((io.name, io.has_time) for io in plan.outputs),
-                              tuple((s.input, s.output, s.shape, s.dtype, s.init) for s in states))
+                              tuple((s.input, s.output, s.shape, s.dtype, s.init) for s in states),
+                              (flush["state"], flush["frames"]) if flush else None)
 
 
-def _io_rows(ios, variant, chunk, fixed_time) -> list[dict]:
-    return [{"name": io.name, "dims": walker.io_dims(io, variant, chunk, fixed_time),
-             "dtype": "float32" if io.dtype.startswith("float") else io.dtype, "has_time": io.has_time,
-             "vocab_size": io.vocab_size, "per_step": io.has_time,
-             "meaning": metadata.output_meaning(io.producer) if io.producer is not None else "values"}
-            for io in ios]
+def _io_rows(ios, variant, chunk, fixed_time, clocked=False) -> list[dict]:
+    rows = []
+    for io in ios:
+        row = {"name": io.name, "dims": walker.io_dims(io, variant, chunk, fixed_time, clocked=clocked),
+               "dtype": "float32" if io.dtype.startswith("float") else io.dtype, "has_time": io.has_time,
+               "vocab_size": io.vocab_size, "per_step": io.has_time,
+               "meaning": metadata.output_meaning(io.producer) if io.producer is not None else "values"}
+        if clocked and io.clock is not None:   # a stream whose windows move frames: where each one comes out
+            row.update(frames_per_output=io.clock.stride, emit_after=io.clock.delay)
+        rows.append(row)
+    return rows
+
+
+def _flush(plan, variant) -> dict | None:
+    """The metadata's `flush` entry of a stream on a clock (clocks.py), else None."""
+    if variant == "full" or not plan.clocked:
+        return None
+    return {"state": next(s.input for s in plan.states if s.step == -1), "frames": plan.flush_frames}
 
 
 def _io_entry(io, dynamic_time: bool) -> dict:
@@ -364,12 +378,12 @@ def _build_and_validate(variant, plan, ref, xs, keras_full, full_session, *, dyn
             parity["other_lengths"] = other
     else:
         steps = _steps(plan, xs)
-        whole = steps % chunk == 0
+        whole = steps % chunk == 0 or plan.clocked   # a clocked stream takes a last partial chunk
         xs_w = xs if whole else [x[:, :steps - steps % chunk] if io.has_time else x
                                  for io, x in zip(plan.inputs, xs)]
         first = [x[:, :chunk] if io.has_time else x for io, x in zip(plan.inputs, xs_w)]
         parity = validate.validate_stream(
-            variant, session, sig, xs_w, keras_first=_keras(ref, first),
+            variant, session, sig, xs_w, keras_first=None if plan.clocked else _keras(ref, first),
             keras_full=keras_full if whole else _keras(ref, xs_w),
             onnx_full=(validate.run_full(full_session, _signature(plan, "full"), xs_w)
                        if full_session is not None else None),

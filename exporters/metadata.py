@@ -30,11 +30,12 @@ def output_meaning(last_layer) -> str:
 
 
 def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, states: list,
-             labels, uint8_scale, source: dict, parity: dict) -> dict:
+             labels, uint8_scale, source: dict, parity: dict, flush: dict | None = None) -> dict:
     """The format-2 metadata dict.
 
     `inputs` rows: dict(name, dims, dtype, has_time, vocab_size); `outputs` rows:
-    dict(name, dims, dtype, per_step, meaning); the first output gets `labels`.
+    dict(name, dims, dtype, per_step, meaning[, frames_per_output, emit_after]); the first output
+    gets `labels`. `flush` (clocked streams): {"state", "frames"}.
     `states` rows: walker StateRows. `uint8_scale` applies to the first input.
     """
     ins = []
@@ -45,7 +46,8 @@ def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, st
                     "preprocessing": {"uint8_scale": scaled} if scaled else None,
                     "vocab_size": io.get("vocab_size")})
     outs = [{"name": io["name"], "shape": _shape(io["dims"]), "dtype": io["dtype"], "meaning": io["meaning"],
-             "per_step": bool(io["per_step"]), "labels": list(labels) if labels and k == 0 else None}
+             "per_step": bool(io["per_step"]), "labels": list(labels) if labels and k == 0 else None,
+             **{key: io[key] for key in ("frames_per_output", "emit_after") if key in io}}
             for k, io in enumerate(outputs)]
     return {
         "format": FORMAT_VERSION,
@@ -58,6 +60,7 @@ def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, st
                     "init": float(s.init), "layer": s.layer, "kind": s.kind} for s in states],
         "source": dict(source),
         "parity": dict(parity),
+        **({"flush": dict(flush)} if flush else {}),
     }
 
 

@@ -25,15 +25,26 @@ Schema (``format`` 2)::
       "outputs": [                         # graph outputs in order, states excluded
         {"name": "y", "shape": [null, 10], "dtype": "float32",
          "meaning": "class_probabilities" | "probabilities" | "values",
-         "per_step": false, "labels": ["a", "b", ...] | null}
-      ],
+         "per_step": false, "labels": ["a", "b", ...] | null,
+         "frames_per_output": 1,           # stream/unrolled: input frames per output frame (decimation)
+         "emit_after": 0}                  # input frames after the output frame's own (m * frames_per_output)
+      ],                                   #   at which a stream gives it: a window's look-back and look-ahead
       "states": [                          # stream/unrolled only; [] for full
         {"input": "h_in_0", "output": "h_out_0",
          "shape": [null, 128],             # any rank; batch (null) first, the rest fixed
          "dtype": "float32", "init": 0.0, "layer": "lstm", "kind": "h"}
       ],
+      "flush": null | {"state": "clock_in_2", "frames": 2},
+                                           # streams whose windows drop, decimate or look ahead: the
+                                           # clock state, and the zero frames that give the last outputs
       "source": {...}, "parity": {...}     # free-form objects (other top-level keys are kept)
     }
+
+A stream with a ``flush`` entry returns, per call, the output frames that became complete
+(a per-step output's time axis may have any length, 0 included). Its clock state is
+``(batch, 2)`` int64: frames seen, and the sequence's length once it ended (0 while it runs).
+To end a sequence, set the length column to the frames fed so far and feed zero chunks until
+``frames`` zero frames have gone in; the last frames come out with Keras' zero padding.
 
 State names are ``<kind>_in_<k>`` / ``<kind>_out_<k>``. ``null`` in a shape is
 a dynamic dimension (the batch, and the time axis of ``full``).
@@ -67,7 +78,8 @@ _KIND = re.compile(r"[a-z][a-z0-9]*\Z")
 _STATE_NAME = re.compile(r"([a-z][a-z0-9]*)_(in|out)_(0|[1-9][0-9]*)\Z")
 
 _INPUT_KEYS = {"name", "shape", "dtype", "time_axis", "preprocessing", "range", "vocab_size"}
-_OUTPUT_KEYS = {"name", "shape", "dtype", "meaning", "per_step", "labels"}
+_OUTPUT_KEYS = {"name", "shape", "dtype", "meaning", "per_step", "labels", "frames_per_output", "emit_after"}
+_FLUSH_KEYS = {"state", "frames"}
 _STATE_KEYS = {"input", "output", "shape", "dtype", "init", "layer", "kind"}
 _PREPROCESSING_KEYS = {"uint8_scale"}
 
@@ -107,6 +119,8 @@ class TensorSpec:
     meaning: str = ""
     per_step: bool = False
     labels: tuple[str, ...] | None = None
+    frames_per_output: int = 1
+    emit_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,15 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class Flush:
+    """How a stream with windows on time ends a sequence: the clock state (frames seen, length)
+    and the zero frames to feed after the last one."""
+
+    state: str
+    frames: int
+
+
+@dataclass(frozen=True)
 class Contract:
     """Parsed ``rnnx`` metadata of one model (always in the format-2 structure)."""
 
@@ -141,6 +164,7 @@ class Contract:
     parity: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
     format: int = FORMAT_VERSION
+    flush: "Flush | None" = None
 
     # -- the first input / output, for single-input callers ---------------------------------
 
@@ -211,6 +235,7 @@ class Contract:
             "states": [{"input": s.input, "output": s.output, "shape": list(s.shape), "dtype": s.dtype,
                         "init": s.init, "layer": s.layer, "kind": s.kind} for s in self.states],
             "source": dict(self.source), "parity": dict(self.parity),
+            **({"flush": {"state": self.flush.state, "frames": self.flush.frames}} if self.flush else {}),
         }
 
     def to_json(self) -> str:
@@ -271,9 +296,27 @@ def _read_document(data: Any) -> Contract:
     _check_names(inputs, outputs, states, legacy)
     if variant != "full":
         chunk = _check_chunk(inputs, chunk, legacy)
+    flush = _flush(data.get("flush"), states)
     return Contract(variant=variant, chunk=chunk, precision=precision, inputs=inputs, outputs=outputs,
                     states=states, source=_free_object(data, "source"), parity=_free_object(data, "parity"),
-                    raw=dict(data), format=1 if fmt == 1 else 2)
+                    raw=dict(data), format=1 if fmt == 1 else 2, flush=flush)
+
+
+def _flush(entry: Any, states: tuple) -> Flush | None:
+    if entry is None:
+        return None
+    entry = _entry(entry, "flush", _FLUSH_KEYS)
+    name = _name(entry, "state", "flush")
+    spec = next((s for s in states if s.input == name), None)
+    if spec is None:
+        raise _Bad("flush.state", f"{name!r} is not one of the states {[s.input for s in states]}")
+    if spec.dtype != "int64" or tuple(spec.shape[1:]) != (2,):
+        raise _Bad("flush.state", f"the clock state is (batch, 2) int64; {name!r} is "
+                                  f"{_show(spec.shape)} {spec.dtype}")
+    frames = _opt_int(entry, "frames", "flush", minimum=0)
+    if frames is None:
+        raise _Bad("flush.frames", "is missing")
+    return Flush(name, frames)
 
 
 def _input(entry: Any, where: str) -> TensorSpec:
@@ -329,7 +372,11 @@ def _output(entry: Any, where: str) -> TensorSpec:
         if len(labels) != values:
             raise _Bad(f"{where}.labels", f"{len(labels)} labels for {values} output values")
         labels = tuple(labels)
-    return TensorSpec(name, shape, dtype, meaning=meaning, per_step=per_step, labels=labels)
+    per_output = _opt_int(entry, "frames_per_output", where, minimum=1)
+    emit_after = _opt_int(entry, "emit_after", where, minimum=0)
+    return TensorSpec(name, shape, dtype, meaning=meaning, per_step=per_step, labels=labels,
+                      frames_per_output=1 if per_output is None else per_output,
+                      emit_after=0 if emit_after is None else emit_after)
 
 
 def _states(data: dict, variant: str, *, legacy: bool) -> tuple[StateSpec, ...]:
@@ -535,5 +582,8 @@ def _input_doc(t: TensorSpec) -> dict:
 
 
 def _output_doc(t: TensorSpec) -> dict:
-    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "meaning": t.meaning,
-            "per_step": t.per_step, "labels": list(t.labels) if t.labels is not None else None}
+    doc = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "meaning": t.meaning,
+           "per_step": t.per_step, "labels": list(t.labels) if t.labels is not None else None}
+    if (t.frames_per_output, t.emit_after) != (1, 0):
+        doc.update(frames_per_output=t.frames_per_output, emit_after=t.emit_after)
+    return doc

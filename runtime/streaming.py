@@ -166,13 +166,20 @@ class StreamingModel(ModelBase):
         self._inits = [np.full(shp, s.init, dt)
                        for s, shp, dt in zip(self._specs, self._state_shapes, self._state_dtypes)]
         self._out_specs = contract.outputs
+        self._flush = contract.flush
         self._ybufs = self._probe_outputs()
-        self._yviews = [_output_views(y, spec.per_step) for y, spec in zip(self._ybufs, self._out_specs)]
+        self._yviews = ([_output_views(y, spec.per_step) for y, spec in zip(self._ybufs, self._out_specs)]
+                        if self._flush is None else [])
         # two sets of state buffers: binding p reads _states[p] and writes _states[1 - p]
         self._states = [[init.copy() for init in self._inits] for _ in range(2)]
         self._parity = 0
-        self._bindings = [self._bind(p) for p in range(2)]
-        self._runs = self._runners()
+        if self._flush is None:
+            self._bindings = [self._bind(p) for p in range(2)]
+            self._runs = self._runners()
+        else:   # the outputs' time axes change from call to call: onnxruntime allocates them
+            self._clock = next(k for k, spec in enumerate(self._specs) if spec.input == self._flush.state)
+            self._emitted: list = []
+            self._runs = [functools.partial(self._run_clocked, p) for p in range(2)]
 
         # the fast path of step(): one input, one output
         port = self._ports[0]
@@ -186,7 +193,7 @@ class StreamingModel(ModelBase):
         self._xbits = self._xflat.view(np.uint32) if self._bits_limit is not None else None
         self._views = ({shape: (xview, self._yviews[0][(drop_batch, drop_time)])
                         for shape, (xview, drop_batch, drop_time) in port.views.items()}
-                       if self._single else {})
+                       if self._single and self._flush is None else {})
 
     # -- what the model is -------------------------------------------------------------------
 
@@ -224,7 +231,10 @@ class StreamingModel(ModelBase):
 
         Returns:
             A new array with the model's output for this chunk; a dict
-            ``{name: array}`` for a model with several outputs.
+            ``{name: array}`` for a model with several outputs. A model whose windows on
+            time drop, decimate or look ahead (``contract.flush``) returns, for a per-step
+            output, the frames that became complete: ``(batch, n, ...)`` with ``n`` from 0
+            up (the time axis stays, even at chunk 1); see :meth:`flush`.
 
         Raises:
             InputShapeError: the shape or dtype fits none of the forms above.
@@ -251,7 +261,73 @@ class StreamingModel(ModelBase):
 
     __call__ = step
 
-    def feed(self, xs):
+    def flush(self):
+        """End the sequence of every stream and return the outputs still waiting.
+
+        A model with look-ahead windows (``padding="same"`` on time) gives output frame t only
+        when a later input frame arrives; this feeds the zero frames Keras pads with and returns
+        what comes out (like :meth:`step`; for a model without look-ahead, no frame). The states
+        then start over (:meth:`reset`), ready for a new sequence. Any model may be flushed: one
+        without windows on time returns its output for an empty chunk list (none per step).
+        """
+        with self._lock:
+            outs = self._end_sequence()
+        return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
+
+    def _end_sequence(self, tail: dict | None = None) -> list:
+        """Feed `tail` (a partial last chunk per input, or None) and the flush; reset; the outputs."""
+        per_call = []
+        if self._flush is not None:
+            clock = self._states[self._parity][self._clock]
+            fed = int(clock[0, 0])
+            real = fed + (next(iter(tail.values())).shape[1] if tail else 0)
+            clock[:, 1] = real
+            total = real + self._flush.frames
+            for port in self._ports:
+                if port.timed:
+                    port.buf[...] = 0
+            first = True
+            while fed < total:
+                if tail and first:
+                    for port in self._ports:
+                        arr = tail[port.name]
+                        if port.timed:
+                            port.buf[:, :arr.shape[1]] = arr
+                        else:
+                            _copyto(port.buf, arr)
+                self._runs[self._parity]()
+                self._parity = 1 - self._parity
+                per_call.append(self._emitted)
+                if tail and first:
+                    for port in self._ports:
+                        if port.timed:
+                            port.buf[...] = 0
+                fed += self.chunk
+                first = False
+        for buf, init in zip(self._states[self._parity], self._inits):
+            _copyto(buf, init)
+        return [self._joined(k, [c[k] for c in per_call]) for k in range(len(self._out_specs))]
+
+    def _joined(self, k: int, parts: list):
+        """Output `k` over several calls: per-step frames joined on axis 1 (none: length 0), else
+        the last call's (None when no call was made)."""
+        if self._out_specs[k].per_step:
+            y = self._ybufs[k]
+            return np.concatenate(parts, axis=1) if parts else np.zeros((self._batch, 0, *y.shape[2:]), y.dtype)
+        return parts[-1] if parts else None
+
+    def _run_clocked(self, parity: int) -> None:
+        """One call of a model on a stream clock: states from buffer set `parity` into the other;
+        the outputs (any number of frames) in `_emitted`."""
+        feed = {p.name: p.buf for p in self._ports}
+        feed.update({s.input: buf for s, buf in zip(self._specs, self._states[parity])})
+        outs = self._session.run(None, feed)
+        n = len(self._out_specs)
+        for buf, new in zip(self._states[1 - parity], outs[n:]):
+            _copyto(buf, new)
+        self._emitted = outs[:n]
+
+    def feed(self, xs, *, flush: bool | None = None):
         """Feed a whole sequence chunk by chunk, carrying (and updating) the states.
 
         Args:
@@ -259,12 +335,18 @@ class StreamingModel(ModelBase):
                 ``T`` a multiple of ``chunk``; for several inputs a mapping
                 ``{name: array}``, inputs without a time axis given once
                 ``(batch, ...)`` and fed with every chunk.
+            flush: end the sequence after it (:meth:`flush`). The default is True for a
+                model with windows on time (``contract.flush``; then ``T`` may be any length),
+                so that the result is Keras' output on ``xs``; False keeps the sequence open
+                (``T`` a multiple of ``chunk``) and returns the frames that became complete.
 
         Returns:
             What a ``full`` export returns for the sequence: the last chunk's
             output, or for per-step outputs all of them along axis 1 (a dict for
             several outputs).
         """
+        if flush is None:
+            flush = self._flush is not None
         given = self._by_name(xs)
         arrays, squeeze, steps = {}, None, None
         for port in self._ports:
@@ -281,25 +363,32 @@ class StreamingModel(ModelBase):
             arrays[port.name] = arr
         if steps is None:
             steps = self.chunk
-        if steps == 0 or steps % self.chunk:
+        whole = steps - steps % self.chunk if flush and self._flush is not None else steps
+        if steps == 0 or whole % self.chunk:
             name = next(p.name for p in self._ports if p.timed)
             raise InputShapeError(f"input {name!r} must have a positive multiple of chunk="
                                   f"{self.chunk} steps on axis 1; got {steps}")
         outs = [[] for _ in self._ybufs]
         with self._lock:
-            for t in range(0, steps, self.chunk):
+            for t in range(0, whole, self.chunk):
                 for port in self._ports:
                     arr = arrays[port.name]
                     _copyto(port.buf, arr[:, t:t + self.chunk] if port.timed else arr)
                 self._runs[self._parity]()
                 self._parity = 1 - self._parity
-                for k, (spec, y) in enumerate(zip(self._out_specs, self._ybufs)):
-                    if spec.per_step or t + self.chunk == steps:
+                for k, (spec, y) in enumerate(zip(self._out_specs, self._emitted if self._flush else self._ybufs)):
+                    if spec.per_step or t + self.chunk == whole:
                         outs[k].append(y.copy())
+            if flush:
+                tail = {p.name: arrays[p.name][:, whole:] if p.timed else arrays[p.name] for p in self._ports}
+                ends = self._end_sequence(tail if whole < steps else None)
+                for k, y in enumerate(ends):
+                    if y is not None:
+                        outs[k].append(y)
         result = []
-        for spec, chunks in zip(self._out_specs, outs):
-            y = np.concatenate(chunks, axis=1) if spec.per_step else chunks[-1]
-            result.append(y[0] if squeeze else y)
+        for k, chunks in enumerate(outs):
+            y = self._joined(k, chunks)
+            result.append(y[0] if squeeze and y is not None else y)
         return result[0] if len(result) == 1 else dict(zip(self.output_names, result))
 
     # -- states ------------------------------------------------------------------------------
@@ -308,6 +397,9 @@ class StreamingModel(ModelBase):
         """Set the states back to their initial value: all streams, or only stream ``index``
         (an int or several ints)."""
         rows = None if index is None else self._stream_indices(index)
+        if rows is not None and self._flush is not None and len(set(rows)) < self._batch:
+            raise StateError("this model's windows on time run every stream on one clock, so its streams "
+                             f"start over together: call reset() with no index; got index {index!r}")
         with self._lock:
             current = self._states[self._parity]
             for buf, init in zip(current, self._inits):
@@ -375,7 +467,10 @@ class StreamingModel(ModelBase):
                     port.checker.check_values(port.buf)
             self._runs[self._parity]()
             self._parity = 1 - self._parity
-            outs = [views[form or (False, False)].copy() for views in self._yviews]
+            if self._flush is None:
+                outs = [views[form or (False, False)].copy() for views in self._yviews]
+            else:   # frames that became complete: the time axis stays, whatever the input's form
+                outs = [y[0] if form and form[0] else y for y in self._emitted]
         return outs[0] if len(outs) == 1 else dict(zip(self.output_names, outs))
 
     def _by_name(self, x) -> dict:
@@ -424,7 +519,7 @@ class StreamingModel(ModelBase):
                                        f"expected {shp} like its input {spec.input!r}")
         ys = outs[:len(self._out_specs)]
         for spec, y in zip(self._out_specs, ys):
-            if spec.per_step and (y.ndim < 2 or y.shape[1] != self.chunk):
+            if spec.per_step and (y.ndim < 2 or (y.shape[1] != self.chunk and self._flush is None)):
                 raise ModelFormatError(f"{self.path}: per-step output {spec.name!r} has shape "
                                        f"{y.shape}; expected (batch, {self.chunk}, ...)")
         return [np.empty_like(y) for y in ys]

@@ -42,7 +42,11 @@ def workdir() -> Path:
 def randomize(model, seed: int = 0, scale: float = 0.4):
     """Random non-zero weights everywhere, biases included, so bias layouts are tested too."""
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, scale, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    values = [rng.normal(0.0, scale, size=w.shape).astype(w.dtype) for w in model.get_weights()]
+    for k, w in enumerate(model.weights):   # a variance is positive (a negative one gives NaN)
+        if w.path.endswith("moving_variance"):
+            values[k] = np.abs(values[k]) + np.asarray(0.5, values[k].dtype)
+    model.set_weights(values)
     return model
 
 

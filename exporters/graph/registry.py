@@ -13,8 +13,8 @@ four questions, and nothing else in rnnx decides them:
   (`StateDecl`: kind, shape without the batch axis, dtype, initial value);
 - `emit(ctx, call)`: write its ONNX nodes for one call of the layer.
 
-The walker also asks `keeps_time`, `time_refusal`, `time_window`, `eats`,
-`acts_on_last_axis` and the mask hooks (`produces_mask`, `mask_value`,
+The walker also asks `keeps_time`, `time_refusal`, `time_window`, `time_clock`,
+`follows_clock`, `eats`, `acts_on_last_axis` and the mask hooks (`produces_mask`, `mask_value`,
 `emit_mask`, `takes_mask`); the base class declares each with
 the answer of a plain time-local layer. A handler whose answers depend on
 one call (a Keras operation's constant arguments, the layers around it) gets
@@ -85,6 +85,7 @@ class Site:
     out_dtypes: tuple
     producers: tuple = ()
     consumers: tuple = ()
+    clock: object = None      # the stream clock of its sequence input (clocks.Clock); None: the model's own
 
 
 @dataclass
@@ -163,6 +164,16 @@ class LayerHandler:
         window of the model (its receptive field).
         """
         return 0, 1
+
+    def time_clock(self, layer):
+        """The stream clock (clocks.Clock) of its output sequence when it moves its input's: a
+        window that drops frames, decimates or looks ahead. None: the output's slots are the input's."""
+        return None
+
+    def follows_clock(self, layer) -> bool:
+        """Whether its states follow the stream clock themselves (a window's cache). Other stateful
+        layers after a window get the filled slots as a mask (`takes_mask`), or refuse to stream."""
+        return False
 
     def emit(self, ctx, call: Call) -> list[str]:
         """Write the layer's nodes; return the ONNX names of its outputs, in Keras order."""

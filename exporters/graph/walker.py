@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedLayerError
+from . import clocks as clocks_mod
 from . import masks, registry, segment
 from .onnx_graph import GraphBuilder
 from .registry import Call
@@ -42,6 +43,7 @@ class IO:
     producer: object = None   # outputs: the layer that computes it
     pad_value: float | None = None  # inputs that feed a mask: the value of a padded step
     time_dim: str | None = None     # the name of its time axis: IOs with the same name share one length
+    clock: object = None            # outputs with time: the stream clock of their frames (clocks.Clock)
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Step:
     state_index: int | None = None   # k of <kind>_in_<k>, for stateful steps
     mask_from: tuple | None = None   # the mask a recurrent step consumes: ("step", i) or ("tensor", key)
     mask_key: tuple | None = None    # the tensor of an explicit `mask=` argument
+    clock: object = None             # the stream clock of its sequence input (clocks.Clock), if any
+    clock_mask: bool = False         # a stateful step after a window: it skips the stream's empty slots
 
 
 @dataclass
@@ -87,6 +91,17 @@ class Plan:
     fallback: str | None      # why `full` needs whole-model tf2onnx, or None
     recurrent: list = field(default_factory=list)   # recurrent layers in graph order
     tensors: dict = field(default_factory=dict)     # key -> (shape, dtype, has_time)
+    clocks: dict = field(default_factory=dict)      # key -> clocks.Clock of every tensor with time
+
+    @property
+    def clocked(self) -> bool:
+        """Whether a window on time drops, decimates or delays frames (the stream has a clock)."""
+        return any(not c.plain for c in self.clocks.values())
+
+    @property
+    def flush_frames(self) -> int:
+        """Zero frames a stream must be fed after the sequence ends to give its last frames."""
+        return max((c.lookahead for c in self.clocks.values()), default=0)
 
     @property
     def input(self) -> IO:
@@ -183,6 +198,7 @@ def plan(model, time_inputs: set) -> Plan:
         if io.dtype != "bool":
             io.vocab_size = vocab_of(model, io.key)
     tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
+    clocks = {io.key: clocks_mod.BASE for io in inputs if io.has_time}
     mask_of: dict = {}        # tensor key -> the source of its Keras mask (see _follow_masks)
     steps, recurrent = [], []
     blockers = {v: None for v in registry.VARIANTS}
@@ -218,11 +234,13 @@ def plan(model, time_inputs: set) -> Plan:
                 raise ModelFormatError(f"layer {op.name!r} reads a tensor the walker has not seen; "
                                        "the model graph is not connected as Keras reports it")
             has_time = any(tensors[k][2] for k in ins)
+            clock = _clock_in(ins, tensors, clocks, block, f"layer {op.name!r} ({type(op).__name__})")
             handler = registry.handler_for(op)
             if handler is not None:
-                handler = handler.bind(_site(node, ins, tensors, producer_of, readers, key_map))
+                handler = handler.bind(_site(node, ins, tensors, producer_of, readers, key_map, clock))
             step = Step(op, handler, node, ins, states, outs,
-                        [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time)
+                        [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time,
+                        clock=clock)
             if mask_ts:
                 step.mask_key = key_map.get(_key(mask_ts[0]), _key(mask_ts[0]))
             what = f"layer {op.name!r} ({type(op).__name__})"
@@ -260,13 +278,17 @@ def plan(model, time_inputs: set) -> Plan:
                     for v in STREAMING:
                         block(v, f"{what}: {why}")
             keeps = _keeps_time(handler, op, step)
+            out_clock = (handler.time_clock(op) if handler is not None else None) or clock
             for k, t in zip(outs, node.output_tensors):
                 tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
+                if tensors[k][2]:
+                    clocks[k] = out_clock
             _follow_masks(step, len(steps), handler, mask_of, inputs, block, what, fm is fmodel)
             if decls_of(step) and getattr(op, "return_state", False):
                 for k in outs[1:]:
                     shape, dtype, _ = tensors[k]
                     tensors[k] = (shape, dtype, False)
+                    clocks.pop(k, None)
             producer_of.update((k, op) for k in outs)
             steps.append(step)
 
@@ -280,14 +302,16 @@ def plan(model, time_inputs: set) -> Plan:
             raise ModelFormatError(f"model output {t.name!r} is not produced by any layer the walker saw")
         shape, dtype, has_time = tensors[key]
         producer = next((s.layer for s in steps if key in s.out_keys), None)
-        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer))
+        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer, clock=clocks.get(key)))
     if not any(_is_recurrent(s.layer) for s in steps):
         raise ModelFormatError(
             f"model {model.name!r} has no recurrent layer (expected LSTM, GRU, SimpleRNN, RNN or "
             "Bidirectional); rnnx exports recurrent models")
     taken = {io.name for io in inputs} | {io.name for io in outputs}
     states = _state_rows(steps, taken)
-    result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors)
+    result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors, clocks)
+    if result.clocked:
+        _on_clock(result, block, taken)
     _name_time_axes(result)
     return result
 
@@ -303,7 +327,47 @@ def _readers(fm, key_map) -> dict:
     return found
 
 
-def _site(node, ins, tensors, producer_of, readers, key_map) -> registry.Site:
+def _clock_in(ins, tensors, clocks, block, what):
+    """The stream clock of a step's sequence inputs (None without one); several must agree."""
+    found = list(dict.fromkeys(clocks[k] for k in ins if tensors[k][2] and k in clocks))
+    if len(found) > 1:
+        for v in STREAMING:
+            block(v, f"{what} combines sequences whose frames arrive at different times or rates "
+                     f"(delays {[c.delay for c in found]}, strides {[c.stride for c in found]} input frames) "
+                     "after windows on time; rnnx streams a merge of sequences on one clock only")
+    return found[0] if found else None
+
+
+def _on_clock(plan: Plan, block, taken: set) -> None:
+    """A stream with windows that drop, decimate or delay frames: stateful steps after them skip
+    the empty slots (as masked steps) or refuse, and one state carries the clock."""
+    for step in plan.steps:
+        handler = step.handler
+        if step.state_index is None or handler is None or handler.follows_clock(step.layer):
+            continue
+        if handler.takes_mask(step.layer):
+            step.clock_mask = True
+        else:
+            for v in STREAMING:
+                block(v, f"layer {step.layer.name!r} ({type(step.layer).__name__}) carries a state over a "
+                         "sequence that a window on time dropped, decimated or delayed, and has no masked "
+                         "form to skip the frames that are not there yet")
+    k = sum(1 for s in plan.steps if s.state_index is not None)
+    s_in, s_out = state_names(clocks_mod.KIND, k, taken, plan.states)
+    plan.states.append(StateRow(s_in, s_out, (2,), "int64", 0.0, "", clocks_mod.KIND, -1, 0))
+
+
+def state_names(kind: str, k: int, taken: set, rows: list) -> tuple[str, str]:
+    """`<kind>_in_<k>`/`<kind>_out_<k>`; a Keras name or another state took it: keep the kind,
+    move the index far away."""
+    s_in, s_out = f"{kind}_in_{k}", f"{kind}_out_{k}"
+    while s_in in taken or s_out in taken or any(r.input == s_in for r in rows):
+        k += 1000
+        s_in, s_out = f"{kind}_in_{k}", f"{kind}_out_{k}"
+    return s_in, s_out
+
+
+def _site(node, ins, tensors, producer_of, readers, key_map, clock=None) -> registry.Site:
     """What a handler may know of one call: its arguments (tensors as Args), shapes, neighbours."""
     import keras
 
@@ -326,7 +390,7 @@ def _site(node, ins, tensors, producer_of, readers, key_map) -> registry.Site:
                          {k: v for k, v in node.arguments.kwargs.items() if not isinstance(v, keras.KerasTensor)},
                          tuple(args_), tuple(_shape(t) for t in node.output_tensors),
                          tuple(str(t.dtype) for t in node.output_tensors),
-                         tuple(producer_of.get(k) for k in ins), consumers)
+                         tuple(producer_of.get(k) for k in ins), consumers, clock)
 
 
 def _name_time_axes(plan: Plan) -> None:
@@ -439,11 +503,7 @@ def _state_rows(steps, taken: set) -> list[StateRow]:
         if step.state_index is None:
             continue
         for pos, decl in enumerate(decls_of(step)):
-            k = step.state_index
-            s_in, s_out = f"{decl.kind}_in_{k}", f"{decl.kind}_out_{k}"
-            while s_in in taken or s_out in taken or any(r.input == s_in for r in rows):
-                k += 1000  # a Keras name took it; keep the kind, move the index far away
-                s_in, s_out = f"{decl.kind}_in_{k}", f"{decl.kind}_out_{k}"
+            s_in, s_out = state_names(decl.kind, step.state_index, taken, rows)
             rows.append(StateRow(s_in, s_out, tuple(decl.shape), decl.dtype, decl.init,
                                  step.layer.name, decl.kind, i, pos))
     return rows
@@ -459,6 +519,7 @@ class EmitContext:
         self._cache = cache
         self._weights: dict = {}
         self.masks: dict = {}   # mask source -> (batch, time) bool tensor
+        self.clocks = None      # clocks.ClockGraph of a stream whose windows move frames
 
     def mask(self, source: tuple, names: dict, tensors: dict, prefix: str) -> str:
         """The (batch, time) bool tensor of a mask: started by a layer, or a tensor given as `mask=`."""
@@ -503,6 +564,10 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
     for s in states:
         g.reserve(s.input)
     finals = {}
+    if ctx.streaming and plan.clocked:
+        row = next(s for s in states if s.kind == clocks_mod.KIND and s.step == -1)
+        ctx.clocks = clocks_mod.ClockGraph(g, row.input, chunk, opset)
+        finals[row.output] = ctx.clocks.state_out
     for i, step in enumerate(plan.steps):
         prefix = f"s{i}_{_onnx_name(step.layer.name)}"
         call = Call(step.layer, [names[k] for k in step.in_keys], step.in_shapes, step.out_shapes,
@@ -512,6 +577,9 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
             call.states_in = [s.input for s in mine]
         if step.mask_from is not None:
             call.mask = ctx.mask(step.mask_from, names, plan.tensors, prefix)
+        if step.clock_mask and ctx.clocks is not None:
+            slots = ctx.clocks.valid(step.clock)
+            call.mask = slots if call.mask is None else g.node("And", [call.mask, slots], name_hint=f"{prefix}_slots")
         if step.handler is None:
             outs = ctx.segment(step.layer, call, step.node)
         else:
@@ -526,23 +594,29 @@ def emit(plan: Plan, variant: str, *, chunk: int, opset: int, name: str, cache: 
             finals[s.output] = call.states_out[s.position]
     for io in plan.outputs:
         g.reserve(io.name)
-        g.node("Identity", [names[io.key]], outputs=[io.name], name_hint=f"output_{io.name}")
+        y = names[io.key]
+        if ctx.clocks is not None and io.has_time:
+            y = ctx.clocks.kept(y, io.clock, f"output_{io.name}")
+        g.node("Identity", [y], outputs=[io.name], name_hint=f"output_{io.name}")
     for s in states:
         g.reserve(s.output)
         g.node("Identity", [finals[s.output]], outputs=[s.output], name_hint=s.output)
     ins = [(io.name, np.dtype(io.dtype), io_dims(io, variant, chunk, fixed_time)) for io in plan.inputs]
     ins += [(s.input, np.dtype(s.dtype), ["batch", *s.shape]) for s in states]
     outs = [(io.name, np.dtype("float32") if io.dtype.startswith("float") else np.dtype(io.dtype),
-             io_dims(io, variant, chunk, fixed_time)) for io in plan.outputs]
+             io_dims(io, variant, chunk, fixed_time, clocked=plan.clocked)) for io in plan.outputs]
     outs += [(s.output, np.dtype(s.dtype), ["batch", *s.shape]) for s in states]
     return g.to_model(ins, outs, opset)
 
 
-def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None) -> list:
-    """Dims of a model input/output: 'batch', then time ('time', fixed, or the chunk), then the rest."""
+def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None, *, clocked: bool = False) -> list:
+    """Dims of a model input/output: 'batch', then time ('time', fixed, or the chunk; the frames
+    that became complete for an output of a clocked stream), then the rest."""
     dims = ["batch"] + [d if d is not None else f"{io.name}_dim{i}" for i, d in enumerate(io.shape[1:], 1)]
     if io.has_time:
-        if variant in STREAMING:
+        if variant in STREAMING and clocked and io.clock is not None:
+            dims[1] = f"{io.name}_frames"
+        elif variant in STREAMING:
             dims[1] = chunk
         elif fixed_time is not None:
             dims[1] = fixed_time

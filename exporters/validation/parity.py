@@ -84,6 +84,7 @@ class Signature:
     inputs: tuple     # (name, has_time) per model input, graph order
     outputs: tuple    # (name, has_time) per model output, graph order
     states: tuple = ()  # (input name, output name, shape without batch, dtype, init)
+    flush: tuple | None = None  # a stream on a clock: (clock state input, zero frames that end a sequence)
 
     @property
     def input_names(self) -> list[str]:
@@ -153,7 +154,9 @@ def stream(sess, sig: Signature, xs: list, chunk: int):
     """Feed `xs` chunk by chunk, carrying states; returns (outputs, final states).
 
     An output with a time axis is the concatenation of every call's output; one
-    without is the last call's.
+    without is the last call's. A stream on a clock (`sig.flush`) also takes a last partial
+    chunk (zero-padded), and is flushed at the end: the clock learns the sequence's length and
+    zero chunks give the frames still waiting.
     """
     n = xs[0].shape[0]
     steps = _steps(sig, xs)
@@ -161,8 +164,13 @@ def stream(sess, sig: Signature, xs: list, chunk: int):
     names = sig.output_names
     n_out = len(sig.outputs)
     per_call = []
-    for start in range(0, steps, chunk):
-        feeds = {name: (x[:, start:start + chunk] if has_time else x) for (name, has_time), x in zip(sig.inputs, xs)}
+    ends = steps + (-(steps + sig.flush[1]) % chunk + sig.flush[1] if sig.flush else 0)
+    for start in range(0, ends, chunk):
+        if sig.flush and start + chunk > steps:   # the clock learns the length before any frame past it
+            clock = states[sig.flush[0]].copy()
+            clock[:, 1] = steps
+            states[sig.flush[0]] = clock
+        feeds = {name: (_chunk_of(x, start, chunk) if has_time else x) for (name, has_time), x in zip(sig.inputs, xs)}
         result = sess.run(names, {**feeds, **states})
         per_call.append(result[:n_out])
         states = {s[0]: value for s, value in zip(sig.states, result[n_out:])}
@@ -170,6 +178,15 @@ def stream(sess, sig: Signature, xs: list, chunk: int):
     for j, (_, has_time) in enumerate(sig.outputs):
         outs.append(np.concatenate([r[j] for r in per_call], axis=1) if has_time else per_call[-1][j])
     return outs, states
+
+
+def _chunk_of(x: np.ndarray, start: int, chunk: int) -> np.ndarray:
+    """Steps start..start+chunk of `x`, zero-padded past its end."""
+    part = x[:, start:start + chunk]
+    if part.shape[1] == chunk:
+        return part
+    pad = np.zeros((part.shape[0], chunk - part.shape[1], *part.shape[2:]), part.dtype)
+    return np.concatenate([part, pad], axis=1)
 
 
 def validate_stream(variant: str, sess, sig: Signature, xs: list, *, keras_first: list, keras_full: list,
@@ -182,11 +199,17 @@ def validate_stream(variant: str, sess, sig: Signature, xs: list, *, keras_first
     n_out = len(sig.outputs)
     for s, value in zip(sig.states, result[n_out:]):
         _require(variant, f"shape of {s[1]}", value.shape, (n, *s[2]))
-    stats = _compare_all(variant, "first chunk output", sig, result[:n_out], [k[:n] for k in keras_first], atol)
+    if sig.flush:   # the frames that became complete: the first of Keras' whole-sequence output
+        ready = [j for j, (_, t) in enumerate(sig.outputs) if t and result[j].shape[1]]
+        stats = _compare_all(variant, "first chunk output", Signature((), tuple(sig.outputs[j] for j in ready)),
+                             [result[j] for j in ready], [keras_full[j][:n, :result[j].shape[1]] for j in ready],
+                             atol) if ready else None
+    else:
+        stats = _compare_all(variant, "first chunk output", sig, result[:n_out], [k[:n] for k in keras_first], atol)
     streamed = stream_batched(sess, sig, xs, chunk)
     label = f"streamed ({_steps(sig, xs)} steps in chunks of {chunk}) output"
     sstats = _compare_all(variant, label, sig, streamed, keras_full, atol)
-    figures = {**_public(stats), **_public(sstats, "streamed_"),
+    figures = {**_public(stats or sstats), **_public(sstats, "streamed_"),
                "n_samples": int(xs[0].shape[0]), "steps": _steps(sig, xs)}
     if onnx_full is not None:
         figures["streamed_vs_full_max_abs_diff"] = max(

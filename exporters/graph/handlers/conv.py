@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import activations, registry
+from .. import activations, clocks, registry
 from ..onnx_graph import reduce_over
 from ..registry import Call, SiteHandler, StateDecl
 
@@ -70,6 +70,18 @@ class Window:
 
 def _ints(value, n: int) -> tuple:
     return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * n
+
+
+def _pads_off_time(win: Window, in_shape: tuple) -> list:
+    """Explicit ONNX pads equal to Keras' on every spatial axis but time (which gets none)."""
+    begin, end = [0], [0]
+    for k, d, s, n in zip(win.kernel[1:], win.dilation[1:], win.strides[1:], in_shape[2:]):
+        total = 0
+        if win.padding == "same":
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    return begin + end
 
 
 def _to_channels_first(g, x: str, rank: int, prefix: str) -> str:
@@ -126,27 +138,38 @@ class WindowHandler(SiteHandler):
         return None
 
     def _time_mode(self, layer) -> tuple:
-        """('local' | 'cache' | 'fed', None), or (None, why it cannot run one chunk at a time)."""
+        """('local' | 'cache' | 'fed' | 'clock', None), or (None, why it cannot run one chunk at a time).
+
+        'clock' is a window on the stream clock (clocks.py): it drops, decimates or looks ahead,
+        or reads a sequence that an earlier window did."""
         win = self.window(layer)
         k, d, s, reach = win.kernel[0], win.dilation[0], win.strides[0], win.reach
+        upstream = self.site.clock if self.site.clock is not None else clocks.BASE
         if reach == 0 and s == 1:
             return "local", None
-        if s != 1:
-            return None, (f"its {self.what} strides {s} frames on the time axis, so its output frames do "
-                          "not line up with the chunks (rnnx streams stride 1 on time)")
-        if win.padding == "causal":
-            return "cache", None
-        pad = "ZeroPadding1D" if len(win.kernel) == 1 else "ZeroPadding2D"
-        if win.padding == "same":
-            return None, (f"padding='same' looks {reach - reach // 2} frame(s) into the future (kernel "
-                          f"{k} on time, dilation {d}); pad the past only ({pad} with ({reach}, 0) frames on "
-                          "time, then padding='valid'" + (", or padding='causal'" if self._causal_ok else "")
-                          + ")")
-        if all(_time_padding(p) == (reach, 0) for p in self.site.producers):
-            return "fed", None
-        return None, (f"padding='valid' over {k} frames (dilation {d}) drops the first {reach} frames of "
-                      f"the sequence, which a stream cannot do chunk by chunk; put {pad} with ({reach}, 0) "
-                      "frames on time right before it")
+        if upstream.plain and s == 1:
+            if win.padding == "causal":
+                return "cache", None
+            if all(_time_padding(p) == (reach, 0) for p in self.site.producers):
+                return "fed", None
+        if clocks.after_window(upstream, reach, s, win.padding) is None:
+            return None, (f"padding='same' with stride {s} on time pads the start by a number of frames that "
+                          f"depends on the sequence's length (kernel {k}, dilation {d}), which a stream does "
+                          "not know; use padding='valid' or 'causal', or a kernel whose padding is the same "
+                          "for every length")
+        if any(d is None for d in self._frame(layer)):
+            return None, f"its frames have a dynamic shape {self._frame(layer)}; its cache needs a fixed one"
+        return "clock", None
+
+    @staticmethod
+    def _frame(layer) -> tuple:
+        return tuple(layer.input.shape[2:])
+
+    def time_clock(self, layer):
+        if not self.sees_time or self._time_mode(layer)[0] != "clock":
+            return None
+        win = self.window(layer)
+        return clocks.after_window(self.site.clock or clocks.BASE, win.reach, win.strides[0], win.padding)
 
     def eats(self, layer) -> int | None:
         """Frames of time context this layer consumes from a left ZeroPadding (valid, stride 1)."""
@@ -158,6 +181,9 @@ class WindowHandler(SiteHandler):
     def time_local(self, layer) -> bool:
         return not self.sees_time or self._time_mode(layer)[0] in ("local", "fed")
 
+    def time_refusal(self, layer) -> str | None:
+        return self._time_mode(layer)[1] if self.sees_time else None
+
     def time_window(self, layer) -> tuple[int, int]:
         if not self.sees_time:
             return 0, 1
@@ -167,9 +193,16 @@ class WindowHandler(SiteHandler):
     def keeps_time(self, layer) -> bool:
         return True
 
+    def follows_clock(self, layer) -> bool:
+        return True
+
     def states(self, layer) -> list[StateDecl]:
-        if self.sees_time and self._time_mode(layer)[0] == "cache":
+        mode = self._time_mode(layer)[0] if self.sees_time else None
+        if mode == "cache":
             return [StateDecl(KIND, (self.window(layer).reach, int(layer.input.shape[-1])))]
+        if mode == "clock" and self.window(layer).reach:
+            frames = self.window(layer).reach * (self.site.clock or clocks.BASE).stride
+            return [StateDecl(KIND, (frames, *(int(d) for d in self._frame(layer))), init=self.fill(layer))]
         return []
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -177,7 +210,9 @@ class WindowHandler(SiteHandler):
         win = self.window(layer)
         rank = len(win.kernel)
         x, pads = call.inputs[0], win.pads()
-        if call.states_in:  # a causal cache: the context comes from the state, not from zeros
+        if self.on_clock(ctx, layer):
+            x, win, pads = self._on_clock(ctx, call, win)
+        elif call.states_in:  # a causal cache: the context comes from the state, not from zeros
             x, nxt = with_cache(g, x, call.states_in[0], win.reach, call.prefix)
             call.states_out = [nxt]
             pads = {"pads": [0] * (2 * rank)}
@@ -185,6 +220,25 @@ class WindowHandler(SiteHandler):
         y = _to_channels_last(g, self.window_op(ctx, call, xc, win, pads), rank, call.prefix)
         act = getattr(layer, "activation", None)
         return [activations.emit(g, y, activations.name_of(act), call.prefix) if act is not None else y]
+
+    def _on_clock(self, ctx, call: Call, win: Window) -> tuple:
+        """(input, window, pads) of a window on the stream clock: empty slots filled, the last
+        reach*stride slots of the input before the chunk, dilation times the input's stride on time."""
+        upstream = self.site.clock or clocks.BASE
+        x = ctx.clocks.filled(call.inputs[0], upstream, len(call.in_shapes[0]), self.fill(call.layer), call.prefix)
+        if call.states_in:
+            x, nxt = with_cache(ctx.g, x, call.states_in[0], win.reach * upstream.stride, call.prefix)
+            call.states_out = [nxt]
+        on_slots = Window(win.kernel, (win.dilation[0] * upstream.stride, *win.dilation[1:]),
+                          (1, *win.strides[1:]), win.padding)
+        return x, on_slots, {"pads": _pads_off_time(win, call.in_shapes[0])}
+
+    def fill(self, layer) -> float:
+        """What an empty slot (and the cache before the stream) reads as: Keras pads with zeros."""
+        return 0.0
+
+    def on_clock(self, ctx, layer) -> bool:
+        return ctx.streaming and self.sees_time and self._time_mode(layer)[0] == "clock"
 
     def window_op(self, ctx, call: Call, x: str, win: Window, pads: dict) -> str:
         raise NotImplementedError
@@ -273,11 +327,34 @@ class PoolingHandler(WindowHandler):
         r = len(layer.pool_size)
         return Window(_ints(layer.pool_size, r), (1,) * r, _ints(layer.strides, r), layer.padding)
 
+    @staticmethod
+    def _max(layer) -> bool:
+        return "Max" in type(layer).__name__
+
+    def fill(self, layer) -> float:
+        return float(np.finfo(np.float32).min) if self._max(layer) else 0.0   # a max ignores the padding
+
     def window_op(self, ctx, call, x, win, pads):
-        op = "MaxPool" if "Max" in type(call.layer).__name__ else "AveragePool"
+        g = ctx.g
+        op = "MaxPool" if self._max(call.layer) else "AveragePool"
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}  # TF averages real frames only
-        return ctx.g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
-                          name_hint=f"{call.prefix}_{op.lower()}", **pads, **extra)
+        if op == "AveragePool" and self.on_clock(ctx, call.layer) and win.padding == "same":
+            # empty slots are the padding: the sum of the filled ones over their count
+            upstream = self.site.clock or clocks.BASE
+            v = ctx.clocks.valid(upstream, self.window(call.layer).reach * upstream.stride)
+            rank = len(win.kernel)
+            v = g.node("Unsqueeze", [v, g.const(f"axes_1_{rank + 2}", np.array([1, *range(3, rank + 2)], np.int64))],
+                       name_hint=f"{call.prefix}_slots_ncw")
+            ones = g.node("Expand", [g.node("Cast", [v], to=1), g.node("Shape", [x])], name_hint=f"{call.prefix}_ones")
+            extra = {"count_include_pad": 1}
+            total = g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
+                           name_hint=f"{call.prefix}_sum", **pads, **extra)
+            count = g.node(op, [ones], kernel_shape=list(win.kernel), strides=list(win.strides),
+                           name_hint=f"{call.prefix}_count", **pads, **extra)
+            count = g.node("Max", [count, g.const("f_tiny", np.array(1e-30, np.float32))])
+            return g.node("Div", [total, count], name_hint=f"{call.prefix}_averagepool")
+        return g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
+                      name_hint=f"{call.prefix}_{op.lower()}", **pads, **extra)
 
 
 class ZeroPaddingHandler(SiteHandler):
@@ -301,6 +378,9 @@ class ZeroPaddingHandler(SiteHandler):
         if time_pad is None:
             return "data_format='channels_first' pads axis 2 of a sequence; rnnx reads axis 1 as time"
         before, after = time_pad
+        if (before or after) and self.site.clock is not None and not self.site.clock.plain:
+            return ("it pads a sequence that an earlier window on time dropped, decimated or delayed; rnnx "
+                    "streams a ZeroPadding on time only before any such window")
         if after:
             return f"it pads the end of the sequence with {after} frame(s), which a stream has not reached"
         if before:
@@ -320,6 +400,9 @@ class ZeroPaddingHandler(SiteHandler):
         return not self.sees_time or _time_padding(layer) == (0, 0)
 
     def keeps_time(self, layer) -> bool:
+        return True
+
+    def follows_clock(self, layer) -> bool:
         return True
 
     def states(self, layer) -> list[StateDecl]:
