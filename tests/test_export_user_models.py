@@ -277,7 +277,7 @@ def test_the_ocr_and_speech_refusals_name_the_layer_that_needs_the_future(export
     OCR's Reshape to a fixed number of frames (keras-io writes width // 4), deep-speech's Conv2D
     strided 2 with padding 'same' on time (its left padding depends on the length), IMDB's
     Bidirectional."""
-    expected = {"ocr": "layer 'reshape' (Reshape)", "speech": "depends on the sequence's length",
+    expected = {"ocr": "(Reshape): it mixes time steps", "speech": "depends on the sequence's length",
                 "imdb": "Bidirectional"}
     for name, words in expected.items():
         _, res = _get(exports, name)

@@ -16,9 +16,12 @@ it decides what streams:
   exactly p+1 frames (p = (kernel-1)*dilation) with stride 1, gives back
   `chunk` frames. This is the streaming form of Conv2D (Keras has no causal
   padding for it) and of the depthwise and separable convolutions;
-- anything else that looks at neighbouring frames (padding="same", a valid
-  window without that padding, strides on time) is refused for stream and
-  unrolled, with the reason.
+- any other window on time (padding="same", a valid window without that
+  padding, strides, or any window after one of those) runs on the stream
+  clock (clocks.py): it caches reach*stride slots of its input and its output
+  frames come out late or decimated, as the metadata declares. A strided
+  'same' window whose left padding depends on the sequence's length is
+  refused for stream and unrolled, with the reason.
 
 Inside `TimeDistributed` the layers run on frames (batch*time, ...) and none of
 this applies: axis 1 is a frame axis there. A layer called in the model's graph
@@ -265,8 +268,8 @@ def _bias(layer):
 
 
 class ConvHandler(WindowHandler):
-    summary = ("Conv (groups, dilation); streams with kernel 1 on time, as causal Conv1D (left-context cache) "
-               "or after a left ZeroPadding")
+    summary = ("Conv (groups, dilation); streams causal, valid (look-back), strided and same (look-ahead, "
+               "a latency) on time")
     what = "convolution"
     _causal_ok = True
 
@@ -288,7 +291,7 @@ def _depthwise_weight(kernel: np.ndarray) -> np.ndarray:
 
 
 class DepthwiseConvHandler(WindowHandler):
-    summary = "Conv with group = channels; streams with kernel 1 on time or after a left ZeroPadding"
+    summary = "Conv with group = channels; streams valid, strided and same windows on time (the stream clock)"
     what = "convolution"
 
     def window(self, layer) -> Window:
@@ -301,7 +304,7 @@ class DepthwiseConvHandler(WindowHandler):
 
 
 class SeparableConvHandler(WindowHandler):
-    summary = "depthwise Conv + pointwise Conv; streams with kernel 1 on time or after a left ZeroPadding"
+    summary = "depthwise Conv + pointwise Conv; streams valid, strided and same windows on time (the stream clock)"
     what = "convolution"
 
     def window(self, layer) -> Window:
@@ -320,7 +323,7 @@ class SeparableConvHandler(WindowHandler):
 
 
 class PoolingHandler(WindowHandler):
-    summary = "MaxPool / AveragePool (streams when 1 frame on time, or after a left ZeroPadding)"
+    summary = "MaxPool / AveragePool; streams valid and same windows and strides on time (the stream clock)"
     what = "pooling"
 
     def window(self, layer) -> Window:
