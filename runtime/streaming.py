@@ -283,30 +283,28 @@ class StreamingModel(ModelBase):
             real = fed + (next(iter(tail.values())).shape[1] if tail else 0)
             clock[:, 1] = real
             total = real + self._flush.frames
-            for port in self._ports:
-                if port.timed:
-                    port.buf[...] = 0
-            first = True
+            self._zero_chunk()
+            for port in self._ports:   # the partial last chunk, zero-padded
+                if tail:
+                    arr = tail[port.name]
+                    if port.timed:
+                        port.buf[:, :arr.shape[1]] = arr
+                    else:
+                        _copyto(port.buf, arr)
             while fed < total:
-                if tail and first:
-                    for port in self._ports:
-                        arr = tail[port.name]
-                        if port.timed:
-                            port.buf[:, :arr.shape[1]] = arr
-                        else:
-                            _copyto(port.buf, arr)
                 self._runs[self._parity]()
                 self._parity = 1 - self._parity
                 per_call.append(self._emitted)
-                if tail and first:
-                    for port in self._ports:
-                        if port.timed:
-                            port.buf[...] = 0
+                self._zero_chunk()
                 fed += self.chunk
-                first = False
         for buf, init in zip(self._states[self._parity], self._inits):
             _copyto(buf, init)
         return [self._joined(k, [c[k] for c in per_call]) for k in range(len(self._out_specs))]
+
+    def _zero_chunk(self) -> None:
+        for port in self._ports:
+            if port.timed:
+                port.buf[...] = 0
 
     def _joined(self, k: int, parts: list):
         """Output `k` over several calls: per-step frames joined on axis 1 (none: length 0), else

@@ -34,7 +34,7 @@ import numpy as np
 from .onnx_graph import reduce_over
 
 KIND = "clock"          # the state kind of the stream clock (clock_in_<k> / clock_out_<k>)
-BOOL, INT32, INT64 = 9, 6, 7
+INT32 = 6                # ONNX TensorProto type
 _UNENDED = 1 << 40      # the length of a sequence that has not ended yet
 
 
@@ -50,13 +50,6 @@ class Clock:
     @property
     def plain(self) -> bool:
         return self == BASE
-
-    def length(self, frames: int) -> int:
-        """Elements of the sequence when the model input has `frames` frames."""
-        n = frames
-        for add, div in self.lengths:
-            n = max(n + add, 0) // div
-        return n
 
 
 BASE = Clock()

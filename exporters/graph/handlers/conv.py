@@ -147,7 +147,7 @@ class WindowHandler(SiteHandler):
         or reads a sequence that an earlier window did."""
         win = self.window(layer)
         k, d, s, reach = win.kernel[0], win.dilation[0], win.strides[0], win.reach
-        upstream = self.site.clock if self.site.clock is not None else clocks.BASE
+        upstream = self._upstream
         if reach == 0 and s == 1:
             return "local", None
         if upstream.plain and s == 1:
@@ -164,6 +164,11 @@ class WindowHandler(SiteHandler):
             return None, f"its frames have a dynamic shape {self._frame(layer)}; its cache needs a fixed one"
         return "clock", None
 
+    @property
+    def _upstream(self):
+        """The stream clock of the sequence it reads (the model's own frames: clocks.BASE)."""
+        return self.site.clock if self.site is not None and self.site.clock is not None else clocks.BASE
+
     @staticmethod
     def _frame(layer) -> tuple:
         return tuple(layer.input.shape[2:])
@@ -172,7 +177,7 @@ class WindowHandler(SiteHandler):
         if not self.sees_time or self._time_mode(layer)[0] != "clock":
             return None
         win = self.window(layer)
-        return clocks.after_window(self.site.clock or clocks.BASE, win.reach, win.strides[0], win.padding)
+        return clocks.after_window(self._upstream, win.reach, win.strides[0], win.padding)
 
     def eats(self, layer) -> int | None:
         """Frames of time context this layer consumes from a left ZeroPadding (valid, stride 1)."""
@@ -204,7 +209,7 @@ class WindowHandler(SiteHandler):
         if mode == "cache":
             return [StateDecl(KIND, (self.window(layer).reach, int(layer.input.shape[-1])))]
         if mode == "clock" and self.window(layer).reach:
-            frames = self.window(layer).reach * (self.site.clock or clocks.BASE).stride
+            frames = self.window(layer).reach * self._upstream.stride
             return [StateDecl(KIND, (frames, *(int(d) for d in self._frame(layer))), init=self.fill(layer))]
         return []
 
@@ -227,7 +232,7 @@ class WindowHandler(SiteHandler):
     def _on_clock(self, ctx, call: Call, win: Window) -> tuple:
         """(input, window, pads) of a window on the stream clock: empty slots filled, the last
         reach*stride slots of the input before the chunk, dilation times the input's stride on time."""
-        upstream = self.site.clock or clocks.BASE
+        upstream = self._upstream
         x = ctx.clocks.filled(call.inputs[0], upstream, len(call.in_shapes[0]), self.fill(call.layer), call.prefix)
         if call.states_in:
             x, nxt = with_cache(ctx.g, x, call.states_in[0], win.reach * upstream.stride, call.prefix)
@@ -343,7 +348,7 @@ class PoolingHandler(WindowHandler):
         extra = {"count_include_pad": 0} if op == "AveragePool" else {}  # TF averages real frames only
         if op == "AveragePool" and self.on_clock(ctx, call.layer) and win.padding == "same":
             # empty slots are the padding: the sum of the filled ones over their count
-            upstream = self.site.clock or clocks.BASE
+            upstream = self._upstream
             v = ctx.clocks.valid(upstream, self.window(call.layer).reach * upstream.stride)
             rank = len(win.kernel)
             v = g.node("Unsqueeze", [v, g.const(f"axes_1_{rank + 2}", np.array([1, *range(3, rank + 2)], np.int64))],
