@@ -82,6 +82,14 @@ def _check_options(variants, chunk, opset, atol, uint8_scale) -> tuple:
     return variants, chunk, opset, float(atol), (float(uint8_scale) if uint8_scale else None)
 
 
+def _check_frame_rate(frame_rate) -> float | None:
+    if frame_rate is None:
+        return None
+    if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) or not 0 < frame_rate < math.inf:
+        raise ConfigError(f"frame_rate must be a positive number of input frames per second; got {frame_rate!r}")
+    return float(frame_rate)
+
+
 def _check_out_dir(out_dir) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -145,7 +153,7 @@ def _op_counts(model) -> dict:
 
 def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
                  opset=17, atol=1e-5, samples=None, labels=None, uint8_scale=None,
-                 name=None, progress=None) -> ExportResult:
+                 name=None, progress=None, frame_rate=None) -> ExportResult:
     """Export, validate and write the variants of a Keras recurrent model.
 
     Args:
@@ -162,6 +170,8 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
         uint8_scale: the scale applied to uint8 inputs before the model (True = 1/255).
         name: model name for the metadata (default: file stem or model name).
         progress: callable(str) that receives progress lines, or None.
+        frame_rate: input frames per second (e.g. 100 for 10 ms audio frames), or None: the
+            stream's latency is then also reported in milliseconds, and kept in the metadata.
 
     Returns:
         ExportResult with `paths` (variant -> Path) and `report` (export.json's content).
@@ -172,6 +182,7 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     say = progress or (lambda _msg: None)
     explicit = variants is not None
     variants, chunk, opset, atol, uint8_scale = _check_options(variants, chunk, opset, atol, uint8_scale)
+    frame_rate = _check_frame_rate(frame_rate)
     out = _check_out_dir(out_dir)
     label_list = _read_labels(labels)
     model, source = _load(model_or_path, name)
@@ -210,8 +221,9 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
             variant=variant, chunk=chunk, inputs=_io_rows(plan.inputs, variant, chunk, fixed_time),
             outputs=_io_rows(plan.outputs, variant, chunk, fixed_time, plan.clocked and variant != "full"),
             labels=label_list, uint8_scale=uint8_scale, source=source, parity=entry["parity"],
-            states=plan.states if variant != "full" else [], flush=_flush(plan, variant))
+            states=plan.states if variant != "full" else [], flush=_flush(plan, variant), frame_rate=frame_rate)
         metadata.attach(proto, meta)
+        _say_timing(variant, meta, say)
         built[f"{variant}.onnx"] = _serialize(proto)
         _check_readable(variant, built[f"{variant}.onnx"])
         entries[variant] = _variant_entry(variant, proto, built[f"{variant}.onnx"], entry)
@@ -235,6 +247,16 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
         say(f"{variant}: wrote {paths[variant]} ({entries[variant]['file_bytes']} bytes)")
     say(f"wrote {out / REPORT_NAME}")
     return ExportResult(paths=paths, report=report)
+
+
+def _say_timing(variant: str, meta: dict, say) -> None:
+    """Progress lines on when a stream gives its frames (windows on time), and how to end one."""
+    for out in meta["outputs"]:
+        text = metadata.timing_text(out, meta.get("frame_rate"))
+        if text:
+            say(f"{variant}: output {out['name']!r}: {text}")
+    if meta.get("flush"):
+        say(f"{variant}: a sequence ends with flush() ({meta['flush']['frames']} zero frames give its last outputs)")
 
 
 def _choose_variants(plan, variants, explicit: bool, dynamic_time: bool) -> tuple[tuple, dict]:
@@ -307,8 +329,9 @@ def _io_rows(ios, variant, chunk, fixed_time, clocked=False) -> list[dict]:
                "dtype": "float32" if io.dtype.startswith("float") else io.dtype, "has_time": io.has_time,
                "vocab_size": io.vocab_size, "per_step": io.has_time,
                "meaning": metadata.output_meaning(io.producer) if io.producer is not None else "values"}
-        if clocked and io.clock is not None:   # a stream whose windows move frames: where each one comes out
-            row.update(frames_per_output=io.clock.stride, emit_after=io.clock.delay)
+        if variant != "full" and io.has_time and (clocked or io.look_back):   # windows on time: when frames come
+            row.update(frames_per_output=io.clock.stride if clocked else 1, emit_after=io.clock.delay if clocked else 0,
+                       look_back=io.look_back, look_ahead=io.look_ahead)
         rows.append(row)
     return rows
 
@@ -408,13 +431,14 @@ def _check_readable(variant: str, data: bytes) -> None:
 
 
 def _fix_time(proto, plan, steps: int) -> None:
-    """Declare the time axis of every sequence input and output as exactly `steps`."""
-    timed = {io.name for io in plan.inputs + plan.outputs if io.has_time}
+    """Declare the time axis of every sequence input as exactly `steps`, and of every output as the
+    frames it then has."""
+    timed = {io.name: walker.fixed_frames(io, steps) for io in plan.inputs + plan.outputs if io.has_time}
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
         if value.name in timed and len(dims) > 1:
             dims[1].Clear()
-            dims[1].dim_value = steps
+            dims[1].dim_value = timed[value.name]
 
 
 def _other_lengths(session, sig, plan, ref, xs, atol) -> dict:

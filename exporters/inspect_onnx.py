@@ -15,6 +15,7 @@ from pathlib import Path
 from runtime.contract import METADATA_KEY, Contract
 
 from .errors import ModelFormatError
+from .metadata import timing_text
 
 
 def _dims(value_info) -> list:
@@ -103,6 +104,7 @@ def render(info: dict) -> str:
     for out in meta.get("outputs") or []:
         lines.append(f"  output     {out.get('name')} {out.get('shape')} meaning={out.get('meaning')} "
                      f"per_step={out.get('per_step')} labels={out.get('labels')}")
+    lines += _timing_lines(meta)
     for s in meta.get("states") or []:
         lines.append(f"  state      {s.get('input')} -> {s.get('output')} {s.get('shape')} "
                      f"init={s.get('init')} ({s.get('kind')} of layer {s.get('layer')!r})")
@@ -117,6 +119,23 @@ def render(info: dict) -> str:
         lines.append(f"export set: {'matches' if es['matches'] else 'DOES NOT MATCH'} {es['manifest']}"
                      + (f" ({es['problem']})" if es["problem"] else ""))
     return "\n".join(lines)
+
+
+def _timing_lines(meta: dict) -> list[str]:
+    """When a stream or unrolled file gives its output frames: decimation, arrival, latency, look-back."""
+    if meta.get("variant") == "full":
+        return []
+    lines = []
+    for out in meta.get("outputs") or []:
+        text = timing_text(out, meta.get("frame_rate"))
+        if text is None and out.get("per_step"):
+            text = "each frame arrives with its input frame (latency 0, no window of past frames)"
+        if text is not None:
+            lines.append(f"  timing     {out.get('name')}: {text}")
+    if meta.get("flush"):
+        lines.append(f"  flush      feed {meta['flush']['frames']} zero frames after a sequence (runtime: flush()); "
+                     f"clock state {meta['flush']['state']}")
+    return lines
 
 
 def _num(v):

@@ -13,6 +13,9 @@ from runtime.contract import FORMAT_VERSION, METADATA_KEY, Contract
 from .graph import activations
 
 
+TIMING_KEYS = ("frames_per_output", "emit_after", "look_back", "look_ahead")
+
+
 def _shape(dims) -> list:
     return [d if isinstance(d, int) else None for d in dims]
 
@@ -30,12 +33,13 @@ def output_meaning(last_layer) -> str:
 
 
 def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, states: list,
-             labels, uint8_scale, source: dict, parity: dict, flush: dict | None = None) -> dict:
+             labels, uint8_scale, source: dict, parity: dict, flush: dict | None = None,
+             frame_rate: float | None = None) -> dict:
     """The format-2 metadata dict.
 
     `inputs` rows: dict(name, dims, dtype, has_time, vocab_size); `outputs` rows:
-    dict(name, dims, dtype, per_step, meaning[, frames_per_output, emit_after]); the first output
-    gets `labels`. `flush` (clocked streams): {"state", "frames"}.
+    dict(name, dims, dtype, per_step, meaning[, TIMING_KEYS]); the first output gets `labels`.
+    `flush` (clocked streams): {"state", "frames"}; `frame_rate`: input frames per second, if known.
     `states` rows: walker StateRows. `uint8_scale` applies to the first input.
     """
     ins = []
@@ -47,7 +51,7 @@ def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, st
                     "vocab_size": io.get("vocab_size")})
     outs = [{"name": io["name"], "shape": _shape(io["dims"]), "dtype": io["dtype"], "meaning": io["meaning"],
              "per_step": bool(io["per_step"]), "labels": list(labels) if labels and k == 0 else None,
-             **{key: io[key] for key in ("frames_per_output", "emit_after") if key in io}}
+             **{key: io[key] for key in TIMING_KEYS if key in io}}
             for k, io in enumerate(outputs)]
     return {
         "format": FORMAT_VERSION,
@@ -61,7 +65,26 @@ def describe(*, variant: str, chunk: int | None, inputs: list, outputs: list, st
         "source": dict(source),
         "parity": dict(parity),
         **({"flush": dict(flush)} if flush else {}),
+        **({"frame_rate": float(frame_rate)} if frame_rate else {}),
     }
+
+
+def timing_text(out: dict, frame_rate: float | None = None) -> str | None:
+    """One line on when a stream gives the frames of output `out` (a metadata output entry), or
+    None when it gives each with its input frame and reads no window of past frames."""
+    per, after = out.get("frames_per_output", 1), out.get("emit_after", 0)
+    back, ahead = out.get("look_back", 0), out.get("look_ahead", 0)
+    if (per, after, back, ahead) == (1, 0, 0, 0):
+        return None
+    parts = [f"1 frame per {per} input frames" if per > 1 else "1 frame per input frame",
+             f"frame m arrives with input frame {f'{per}*m' if per > 1 else 'm'}"
+             + (f" + {after}" if after else "")]
+    latency = f"latency {ahead} frame{'s' if ahead != 1 else ''}" + (" of look-ahead" if ahead else "")
+    if frame_rate:
+        latency += f" ({ahead / frame_rate * 1000:.4g} ms at {frame_rate:g} frames/s)"
+    parts.append(latency)
+    parts.append(f"look-back {back} frame{'s' if back != 1 else ''}")
+    return ", ".join(parts)
 
 
 def attach(model, meta: dict) -> None:

@@ -27,8 +27,11 @@ Schema (``format`` 2)::
          "meaning": "class_probabilities" | "probabilities" | "values",
          "per_step": false, "labels": ["a", "b", ...] | null,
          "frames_per_output": 1,           # stream/unrolled: input frames per output frame (decimation)
-         "emit_after": 0}                  # input frames after the output frame's own (m * frames_per_output)
-      ],                                   #   at which a stream gives it: a window's look-back and look-ahead
+         "emit_after": 0,                  # input frames after the output frame's own (m * frames_per_output)
+                                           #   at which a stream gives it: a window's look-back and look-ahead
+         "look_back": 0,                   # input frames before the frame's own that its windows read
+         "look_ahead": 0}                  # input frames after it that it needs: its latency (a 'same' window)
+      ],
       "states": [                          # stream/unrolled only; [] for full
         {"input": "h_in_0", "output": "h_out_0",
          "shape": [null, 128],             # any rank; batch (null) first, the rest fixed
@@ -37,6 +40,7 @@ Schema (``format`` 2)::
       "flush": null | {"state": "clock_in_2", "frames": 2},
                                            # streams whose windows drop, decimate or look ahead: the
                                            # clock state, and the zero frames that give the last outputs
+      "frame_rate": null | 100.0,          # input frames per second, when the exporter was told (for latencies)
       "source": {...}, "parity": {...}     # free-form objects (other top-level keys are kept)
     }
 
@@ -78,7 +82,8 @@ _KIND = re.compile(r"[a-z][a-z0-9]*\Z")
 _STATE_NAME = re.compile(r"([a-z][a-z0-9]*)_(in|out)_(0|[1-9][0-9]*)\Z")
 
 _INPUT_KEYS = {"name", "shape", "dtype", "time_axis", "preprocessing", "range", "vocab_size"}
-_OUTPUT_KEYS = {"name", "shape", "dtype", "meaning", "per_step", "labels", "frames_per_output", "emit_after"}
+_OUTPUT_KEYS = {"name", "shape", "dtype", "meaning", "per_step", "labels", "frames_per_output", "emit_after",
+                "look_back", "look_ahead"}
 _FLUSH_KEYS = {"state", "frames"}
 _STATE_KEYS = {"input", "output", "shape", "dtype", "init", "layer", "kind"}
 _PREPROCESSING_KEYS = {"uint8_scale"}
@@ -121,6 +126,13 @@ class TensorSpec:
     labels: tuple[str, ...] | None = None
     frames_per_output: int = 1
     emit_after: int = 0
+    look_back: int = 0
+    look_ahead: int = 0
+
+    @property
+    def timed(self) -> bool:
+        """Whether windows on time shape when its frames come (any timing field is not the default)."""
+        return (self.frames_per_output, self.emit_after, self.look_back, self.look_ahead) != (1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,7 @@ class Contract:
     raw: dict = field(default_factory=dict)
     format: int = FORMAT_VERSION
     flush: "Flush | None" = None
+    frame_rate: float | None = None
 
     # -- the first input / output, for single-input callers ---------------------------------
 
@@ -236,6 +249,7 @@ class Contract:
                         "init": s.init, "layer": s.layer, "kind": s.kind} for s in self.states],
             "source": dict(self.source), "parity": dict(self.parity),
             **({"flush": {"state": self.flush.state, "frames": self.flush.frames}} if self.flush else {}),
+            **({"frame_rate": self.frame_rate} if self.frame_rate is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -297,9 +311,12 @@ def _read_document(data: Any) -> Contract:
     if variant != "full":
         chunk = _check_chunk(inputs, chunk, legacy)
     flush = _flush(data.get("flush"), states)
+    frame_rate = _opt_number(data, "frame_rate", "")
+    if frame_rate is not None and not (frame_rate > 0 and math.isfinite(frame_rate)):
+        raise _Bad("frame_rate", f"must be a positive number of frames per second; got {frame_rate}")
     return Contract(variant=variant, chunk=chunk, precision=precision, inputs=inputs, outputs=outputs,
                     states=states, source=_free_object(data, "source"), parity=_free_object(data, "parity"),
-                    raw=dict(data), format=1 if fmt == 1 else 2, flush=flush)
+                    raw=dict(data), format=1 if fmt == 1 else 2, flush=flush, frame_rate=frame_rate)
 
 
 def _flush(entry: Any, states: tuple) -> Flush | None:
@@ -373,10 +390,9 @@ def _output(entry: Any, where: str) -> TensorSpec:
             raise _Bad(f"{where}.labels", f"{len(labels)} labels for {values} output values")
         labels = tuple(labels)
     per_output = _opt_int(entry, "frames_per_output", where, minimum=1)
-    emit_after = _opt_int(entry, "emit_after", where, minimum=0)
+    timing = {key: _opt_int(entry, key, where, minimum=0) or 0 for key in ("emit_after", "look_back", "look_ahead")}
     return TensorSpec(name, shape, dtype, meaning=meaning, per_step=per_step, labels=labels,
-                      frames_per_output=1 if per_output is None else per_output,
-                      emit_after=0 if emit_after is None else emit_after)
+                      frames_per_output=1 if per_output is None else per_output, **timing)
 
 
 def _states(data: dict, variant: str, *, legacy: bool) -> tuple[StateSpec, ...]:
@@ -584,6 +600,7 @@ def _input_doc(t: TensorSpec) -> dict:
 def _output_doc(t: TensorSpec) -> dict:
     doc = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "meaning": t.meaning,
            "per_step": t.per_step, "labels": list(t.labels) if t.labels is not None else None}
-    if (t.frames_per_output, t.emit_after) != (1, 0):
-        doc.update(frames_per_output=t.frames_per_output, emit_after=t.emit_after)
+    if t.timed:
+        doc.update(frames_per_output=t.frames_per_output, emit_after=t.emit_after, look_back=t.look_back,
+                   look_ahead=t.look_ahead)
     return doc

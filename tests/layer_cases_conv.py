@@ -118,7 +118,90 @@ def norm_over_time():
     return _model([L.LayerNormalization(axis=[1, 2]), L.BatchNormalization(axis=1, epsilon=3.0), L.LSTM(4)], (6, 5))
 
 
+def valid_windows_look_back():
+    """Valid windows on time drop their first frames: outputs arrive (kernel-1)*dilation frames late."""
+    from keras import layers as L
+
+    return _model([L.Conv1D(4, 3, activation="relu"), L.BatchNormalization(epsilon=3.0),
+                   L.DepthwiseConv1D(2, dilation_rate=2), L.GRU(5, return_sequences=True)], (None, 5))
+
+
+def same_windows_look_ahead():
+    """'same' windows on time need future frames: a fixed latency, flushed at the end."""
+    from keras import layers as L
+
+    return _model([L.Conv1D(4, 5, padding="same"), L.SeparableConv1D(3, 3, padding="same"),
+                   L.MaxPooling1D(3, strides=1, padding="same"), L.LSTM(4, return_sequences=True)], (None, 5))
+
+
+def strided_windows_decimate():
+    """Strides and poolings on time give one frame per stride input frames; 'same' with kernel = stride
+    pads only the end, so it streams."""
+    from keras import layers as L
+
+    return _model([L.Conv1D(4, 4, strides=2, activation="relu"), L.AveragePooling1D(2, padding="same"),
+                   L.SeparableConv1D(3, 2, strides=2, padding="same"), L.GRU(5, return_sequences=True)], (None, 5))
+
+
+def conv2d_valid_strided_time_freq():
+    """kws_streaming's crnn shape: valid and strided Conv2D over (time, freq), then a last-step GRU."""
+    from keras import layers as L
+
+    return _model([L.Conv2D(3, (3, 3), strides=(2, 1), activation="relu"), L.MaxPooling2D((2, 2), padding="same"),
+                   L.Reshape((-1, 6)), L.GRU(4)], (None, 6, 1))
+
+
+def conv_lstm1d():
+    """Activity-recognition ConvLSTM1D over (time, samples, channels): same + dilated, then strided valid."""
+    from keras import layers as L
+
+    return _model([L.ConvLSTM1D(3, 3, padding="same", dilation_rate=2, activation="relu", return_sequences=True),
+                   L.ConvLSTM1D(2, 2, strides=2, recurrent_activation="hard_sigmoid"), L.Flatten(), L.Dense(3)],
+                  (None, 7, 2))
+
+
+def conv_lstm2d():
+    """keras-io's next-frame shape: ConvLSTM2D stack with batch norm, per-step output."""
+    from keras import layers as L
+
+    return _model([L.ConvLSTM2D(3, (3, 3), padding="same", return_sequences=True), L.BatchNormalization(epsilon=3.0),
+                   L.ConvLSTM2D(2, (2, 3), strides=(1, 2), use_bias=False, return_sequences=True),
+                   L.Reshape((-1, 16)), L.Dense(3)], (None, 5, 6, 2))
+
+
+def conv_lstm3d():
+    from keras import layers as L
+
+    return _model([L.ConvLSTM3D(2, 2, padding="same", return_sequences=True)], (None, 3, 3, 3, 1))
+
+
+def conv_lstm_go_backwards():
+    from keras import layers as L
+
+    return _model([L.ConvLSTM1D(2, 3, go_backwards=True, return_sequences=True)], (None, 5, 1))
+
+
+def conv3d_windows_around_conv_lstm():
+    """Conv3D 'same' over (time, rows, cols) looks ahead, a pooling on time decimates, and the ConvLSTM2D
+    between them skips the empty slots of the stream clock."""
+    from keras import layers as L
+
+    return _model([L.Conv3D(2, 3, padding="same", activation="relu"), L.AveragePooling3D((2, 1, 1)),
+                   L.ConvLSTM2D(2, 3, padding="same", return_sequences=True), L.MaxPooling3D((1, 2, 2))],
+                  (None, 4, 4, 1))
+
+
 CASES = [
+    Case("conv1d_valid_look_back", ("Conv1D", "BatchNormalization", "DepthwiseConv1D"), valid_windows_look_back, ALL),
+    Case("conv1d_same_look_ahead", ("Conv1D", "SeparableConv1D", "MaxPooling1D"), same_windows_look_ahead, ALL),
+    Case("conv1d_strided_decimate", ("Conv1D", "AveragePooling1D", "SeparableConv1D"), strided_windows_decimate, ALL),
+    Case("conv2d_valid_strided_time_freq", ("Conv2D", "MaxPooling2D"), conv2d_valid_strided_time_freq, ALL),
+    Case("conv_lstm1d", ("ConvLSTM1D",), conv_lstm1d, ALL),
+    Case("conv_lstm2d", ("ConvLSTM2D", "BatchNormalization"), conv_lstm2d, ALL),
+    Case("conv_lstm3d", ("ConvLSTM3D",), conv_lstm3d, ALL),
+    Case("conv_lstm_go_backwards", ("ConvLSTM1D",), conv_lstm_go_backwards, FULL),
+    Case("conv3d_windows_around_conv_lstm", ("Conv3D", "AveragePooling3D", "ConvLSTM2D", "MaxPooling3D"),
+         conv3d_windows_around_conv_lstm, ALL),
     Case("conv1d_causal_dilated_groups", ("Conv1D",), causal_conv1d, ALL),
     Case("conv1d_same_strided", ("Conv1D",), same_strided_conv1d, FULL),
     Case("padded_depthwise_separable_1d", ("ZeroPadding1D", "DepthwiseConv1D", "SeparableConv1D", "MaxPooling1D",

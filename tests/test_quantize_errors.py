@@ -311,30 +311,6 @@ def test_a_converted_model_that_crashes_onnxruntime_is_a_typed_error(tmp_path):
         assert runtime.load(tmp_path / "q.onnx").contract.precision == "fp16"
 
 
-def test_fp16_of_a_convlstm_loop_is_refused_with_the_reason_or_loads(tmp_path):
-    """tf2onnx writes ConvLSTM2D as a Loop; onnxruntime's float16 converter leaves its body
-    unloadable. rnnx never writes such a file: it says why (or, once the converter handles it,
-    writes one the runtime loads)."""
-    import runtime
-
-    import keras
-
-    from exporters.export import export_model
-    from test_export_user_models import convlstm_next_frame
-
-    keras.utils.set_random_seed(3)
-    res = export_model(convlstm_next_frame(), tmp_path / "export", variants=["full"])
-    assert "Loop" in res.report["variants"]["full"]["op_counts"]
-    dst = tmp_path / "full.fp16.onnx"
-    try:
-        quantize_model(res.paths["full"], dst, "fp16", allow_larger=True, latency_reps=0)
-    except QuantizationError as exc:
-        assert "its recurrence is a Loop" in str(exc) and "keep this model fp32" in str(exc), exc
-        assert "rnnx-quantize-" not in str(exc) and not dst.exists()
-    else:
-        assert runtime.load(dst).contract.precision == "fp16"
-
-
 @pytest.mark.parametrize("mode", ["int8-dynamic", "fp16"])
 def test_a_disk_that_fills_during_quantize_is_an_output_error_that_leaves_nothing(lstm, tmp_path, monkeypatch,
                                                                                 mode):

@@ -49,8 +49,11 @@ def _variants(ctx, param, value):
               help="Class labels stored in the metadata: 'a,b,c' or a .txt file with one label per line.")
 @click.option("--uint8-scale", is_flag=True, default=False,
               help="Record that inputs are uint8 images the app scales by 1/255 before the model.")
+@click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Input frames per second (e.g. 100 for 10 ms audio frames): a stream's latency is also "
+                   "reported in milliseconds, and kept in the metadata.")
 @one_line_errors
-def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels, uint8_scale):
+def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels, uint8_scale, frame_rate):
     """Export MODEL (a .keras file) to ONNX, validate every variant against Keras, write export.json.
 
     Progress goes to stderr; the paths written go to stdout. A variant that misses
@@ -61,7 +64,7 @@ def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels
 
     res = export_model(model, out_dir, variants=variants, chunk=chunk, opset=opset, atol=atol,
                        samples=samples, labels=labels, uint8_scale=True if uint8_scale else None,
-                       progress=lambda msg: click.echo(f"rnnx export: {msg}", err=True))
+                       frame_rate=frame_rate, progress=lambda msg: click.echo(f"rnnx export: {msg}", err=True))
     for variant, path in res.paths.items():
         parity = res.report["variants"][variant]["parity"]
         click.echo(f"{variant}\t{path}\tmax|d|={parity['max_abs_diff']:.3g}")

@@ -51,6 +51,12 @@ class Clock:
     def plain(self) -> bool:
         return self == BASE
 
+    def frames(self, steps: int) -> int:
+        """The length of a sequence on this clock when the input has `steps` frames."""
+        for add, div in self.lengths:
+            steps = max(steps + add, 0) // div
+        return steps
+
 
 BASE = Clock()
 

@@ -98,15 +98,20 @@ def _split(g, x: str, sizes, tag: str) -> list[str]:
 
 
 def _lstm_step(g, p, xt, h, c, w, tag):
-    u = p.units
     z = g.node("Add", [xt, g.node("MatMul", [h, w["U"]], name_hint=f"{tag}_hu")], name_hint=f"{tag}_z")
-    zi, zf, zc, zo = _split(g, z, [u] * 4, f"{tag}_gates")
-    i = activations.emit(g, zi, p.recurrent_activation, f"{tag}_i")
-    f = activations.emit(g, zf, p.recurrent_activation, f"{tag}_f")
-    cc = activations.emit(g, zc, p.activation, f"{tag}_cc")
-    o = activations.emit(g, zo, p.recurrent_activation, f"{tag}_o")
+    return lstm_gates(g, z, c, p.units, p.activation, p.recurrent_activation, tag)
+
+
+def lstm_gates(g, z: str, c: str, units: int, activation: str, recurrent_activation: str, tag: str):
+    """(h', c') from the summed projections `z` (gate blocks i, f, c, o on axis 1, `units` each)
+    and the carry `c`: c' = σ(f) c + σ(i) g(c~), h' = σ(o) g(c'). ConvLSTM's frames too."""
+    zi, zf, zc, zo = _split(g, z, [units] * 4, f"{tag}_gates")
+    i = activations.emit(g, zi, recurrent_activation, f"{tag}_i")
+    f = activations.emit(g, zf, recurrent_activation, f"{tag}_f")
+    cc = activations.emit(g, zc, activation, f"{tag}_cc")
+    o = activations.emit(g, zo, recurrent_activation, f"{tag}_o")
     c_new = g.node("Add", [g.node("Mul", [f, c]), g.node("Mul", [i, cc])], name_hint=f"{tag}_c")
-    h_new = g.node("Mul", [o, activations.emit(g, c_new, p.activation, f"{tag}_hc")], name_hint=f"{tag}_h")
+    h_new = g.node("Mul", [o, activations.emit(g, c_new, activation, f"{tag}_hc")], name_hint=f"{tag}_h")
     return h_new, c_new
 
 

@@ -71,6 +71,23 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=self.fresh(hint), **attrs))
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
+    def child(self, name: str) -> "GraphBuilder":
+        """A builder for a sub-graph (a Scan or Loop body): its tensor names are unique across both
+        graphs, and it may read this graph's tensors (its weights) as outer-scope values."""
+        sub = GraphBuilder(name)
+        sub._used = self._used
+        return sub
+
+    def to_graph(self, inputs, outputs):
+        """This builder's nodes as a GraphProto (a sub-graph body); `inputs`/`outputs` are
+        (name, ONNX element type, dims) triples, dims None where unknown."""
+        from onnx import helper
+
+        info = helper.make_tensor_value_info
+        used = _referenced(self.nodes) | {o[0] for o in outputs}
+        return helper.make_graph(self.nodes, self.name, [info(*i) for i in inputs], [info(*o) for o in outputs],
+                                 initializer=[t for n, t in self.initializers.items() if n in used])
+
     def splice(self, graph, inputs: dict[str, str], prefix: str, opsets=()) -> list[str]:
         """Copy a sub-graph in, renaming its tensors under `prefix`.
 

@@ -14,7 +14,7 @@ four questions, and nothing else in rnnx decides them:
 - `emit(ctx, call)`: write its ONNX nodes for one call of the layer.
 
 The walker also asks `keeps_time`, `time_refusal`, `time_window`, `time_clock`,
-`follows_clock`, `eats`, `acts_on_last_axis` and the mask hooks (`produces_mask`, `mask_value`,
+`look_back`, `follows_clock`, `eats`, `acts_on_last_axis` and the mask hooks (`produces_mask`, `mask_value`,
 `emit_mask`, `takes_mask`); the base class declares each with
 the answer of a plain time-local layer. A handler whose answers depend on
 one call (a Keras operation's constant arguments, the layers around it) gets
@@ -169,6 +169,12 @@ class LayerHandler:
         """The stream clock (clocks.Clock) of its output sequence when it moves its input's: a
         window that drops frames, decimates or looks ahead. None: the output's slots are the input's."""
         return None
+
+    def look_back(self, layer) -> int:
+        """Input frames of the model before its output frame's last input that the layer reads
+        besides that one (a window's (kernel-1)*dilation times its input's stride on time); 0 for a
+        layer that reads one frame at a time. `rnnx inspect` shows the sum along the model."""
+        return 0
 
     def follows_clock(self, layer) -> bool:
         """Whether its states follow the stream clock themselves (a window's cache). Other stateful

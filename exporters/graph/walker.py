@@ -44,6 +44,17 @@ class IO:
     pad_value: float | None = None  # inputs that feed a mask: the value of a padded step
     time_dim: str | None = None     # the name of its time axis: IOs with the same name share one length
     clock: object = None            # outputs with time: the stream clock of their frames (clocks.Clock)
+    reach: int = 0                  # outputs with time: input frames its windows span before its last one
+
+    @property
+    def look_ahead(self) -> int:
+        """Input frames after an output frame's own that it reads: its latency in a stream."""
+        return self.clock.lookahead if self.clock is not None else 0
+
+    @property
+    def look_back(self) -> int:
+        """Input frames before an output frame's own that its windows read (states carry the rest)."""
+        return self.reach - self.look_ahead
 
 
 @dataclass
@@ -199,14 +210,19 @@ def plan(model, time_inputs: set) -> Plan:
             io.vocab_size = vocab_of(model, io.key)
     tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
     clocks = {io.key: clocks_mod.BASE for io in inputs if io.has_time}
+    reach: dict = {}          # tensor key -> input frames its windows span before a frame's last input
     mask_of: dict = {}        # tensor key -> the source of its Keras mask (see _follow_masks)
     steps, recurrent = [], []
     blockers = {v: None for v in registry.VARIANTS}
     fallback = None
 
+    also = {v: [] for v in registry.VARIANTS}     # later layers that block a variant too
+
     def block(variant, why):
         if blockers[variant] is None:
             blockers[variant] = why
+        elif (who := _blocking_layer(why)) and who not in blockers[variant] and who not in also[variant]:
+            also[variant].append(who)
 
     producer_of: dict = {}    # tensor key -> the layer that computes it
 
@@ -279,10 +295,13 @@ def plan(model, time_inputs: set) -> Plan:
                         block(v, f"{what}: {why}")
             keeps = _keeps_time(handler, op, step)
             out_clock = (handler.time_clock(op) if handler is not None else None) or clock
+            out_reach = max((reach.get(k, 0) for k in ins), default=0)
+            if handler is not None and has_time:
+                out_reach += handler.look_back(op)
             for k, t in zip(outs, node.output_tensors):
                 tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
                 if tensors[k][2]:
-                    clocks[k] = out_clock
+                    clocks[k], reach[k] = out_clock, out_reach
             _follow_masks(step, len(steps), handler, mask_of, inputs, block, what, fm is fmodel)
             if decls_of(step) and getattr(op, "return_state", False):
                 for k in outs[1:]:
@@ -302,18 +321,30 @@ def plan(model, time_inputs: set) -> Plan:
             raise ModelFormatError(f"model output {t.name!r} is not produced by any layer the walker saw")
         shape, dtype, has_time = tensors[key]
         producer = next((s.layer for s in steps if key in s.out_keys), None)
-        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer, clock=clocks.get(key)))
+        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer, clock=clocks.get(key),
+                          reach=reach.get(key, 0)))
     if not any(_is_recurrent(s.layer) for s in steps):
         raise ModelFormatError(
             f"model {model.name!r} has no recurrent layer (expected LSTM, GRU, SimpleRNN, RNN or "
             "Bidirectional); rnnx exports recurrent models")
     taken = {io.name for io in inputs} | {io.name for io in outputs}
     states = _state_rows(steps, taken)
+    for v in STREAMING:
+        if also[v]:
+            blockers[v] += f"; also refused: {', '.join(also[v][:3])}{', ...' if len(also[v]) > 3 else ''}"
     result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors, clocks)
     if result.clocked:
         _on_clock(result, block, taken)
     _name_time_axes(result)
     return result
+
+
+def _blocking_layer(why: str) -> str | None:
+    """The "layer 'name' (Class)" a refusal starts with, if it names one."""
+    import re
+
+    found = re.match(r"layer '[^']*' \([^)]*\)", why)
+    return found.group(0) if found else None
 
 
 def _readers(fm, key_map) -> dict:
@@ -619,10 +650,18 @@ def io_dims(io: IO, variant: str, chunk: int, fixed_time: int | None = None, *, 
         elif variant in STREAMING:
             dims[1] = chunk
         elif fixed_time is not None:
-            dims[1] = fixed_time
+            dims[1] = fixed_frames(io, fixed_time)
         elif io.shape[1] is None:
             dims[1] = io.time_dim or "time"
     return dims
+
+
+def fixed_frames(io: IO, steps: int) -> int:
+    """The length of sequence `io` when the model's inputs have exactly `steps` frames: its own
+    fixed length, else what the windows before it make of `steps`."""
+    if io.shape[1] is not None:
+        return int(io.shape[1])
+    return io.clock.frames(steps) if io.clock is not None else steps
 
 
 def receptive_field(plan: Plan) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from runtime.contract import Contract
 from runtime.errors import InputValueError
 
 from ..errors import ConfigError, DataError, InputShapeError, QuantizationError
+from ..validation import parity
 from ..validation.samples import load_npz
 
 CALIBRATION_BATCH = 32
@@ -142,8 +143,18 @@ class ModelInfo:
         return int(self.contract.chunk or self.specs[0].shape[1])
 
     @property
+    def clocked(self) -> bool:
+        """A stream whose windows on time drop, decimate or look ahead: it takes any length (flush)."""
+        return bool(self.streaming and self.contract.flush)
+
+    @property
     def per_step(self) -> bool:
         return bool(self.contract and self.contract.per_step)
+
+    @functools.cached_property
+    def signature(self) -> parity.Signature:
+        """The stream signature the shared chunk feeder reads (`validation.parity.stream_calls`)."""
+        return parity.Signature.from_contract(self.contract)
 
     @property
     def state_specs(self) -> list[tuple]:
@@ -202,7 +213,7 @@ def _shown(spec: InputSpec, streaming: bool, chunk: int | None) -> str:
         else:
             dims.append(str(d))
     text = "(" + ", ".join(dims) + ")"
-    if streaming and spec.time_axis is not None:
+    if streaming and chunk and spec.time_axis is not None:
         text += f" with T a multiple of chunk {chunk}"
     return text
 
@@ -225,8 +236,8 @@ def check_x(raw: dict, info: ModelInfo, role: str) -> tuple[dict, list[str]]:
         if x.ndim != len(spec.shape) or x.shape[0] == 0 or any(
                 d is not None and got != d for i, (got, d) in enumerate(zip(x.shape, spec.shape))
                 if i > 0 and not (info.streaming and i == spec.time_axis)):
-            raise InputShapeError(f"{what} has shape {tuple(x.shape)}; expected "
-                                  f"{_shown(spec, info.streaming, info.chunk)} for input {spec.name!r} "
+            shown = _shown(spec, info.streaming, None if info.clocked else info.chunk)
+            raise InputShapeError(f"{what} has shape {tuple(x.shape)}; expected {shown} for input {spec.name!r} "
                                   f"of {info.path.name}")
         if n is not None and x.shape[0] != n:
             raise InputShapeError(f"{what} has {x.shape[0]} samples; the other inputs have {n}")
@@ -240,7 +251,7 @@ def check_x(raw: dict, info: ModelInfo, role: str) -> tuple[dict, list[str]]:
                                       f"have {steps}")
             steps = x.shape[spec.time_axis]
         x = _cast(x, spec, what)
-        if info.streaming and spec.time_axis is not None:
+        if info.streaming and spec.time_axis is not None and not info.clocked:   # a clocked stream takes any T
             keep = x.shape[spec.time_axis] - x.shape[spec.time_axis] % info.chunk
             if keep == 0:
                 raise InputShapeError(f"{what} has {x.shape[spec.time_axis]} time steps; the model takes "
@@ -329,8 +340,8 @@ def random_x(info: ModelInfo, n: int = RANDOM_SAMPLES, seed: int = 0) -> dict:
     for spec in info.specs:
         shape = [fixed or n]
         for i, d in enumerate(spec.shape[1:], start=1):
-            if info.streaming and i == spec.time_axis:
-                shape.append(info.chunk * max(1, -(-steps // info.chunk)) if d is None else d)
+            if info.streaming and i == spec.time_axis:   # whole sequences, fed chunk by chunk
+                shape.append(info.chunk * max(1, -(-steps // info.chunk)))
             else:
                 shape.append((steps if i == spec.time_axis else RANDOM_STEPS) if d is None else d)
         if spec.integer:
@@ -410,12 +421,8 @@ def calibration_feeds(model_bytes: bytes, info: ModelInfo, x: dict):
         if sess is None:
             yield xb
             continue
-        states = initial_states(info, n_samples(xb))
-        outs = [s.output for s in info.states]
-        for t in range(0, steps_of(xb, info), info.chunk):
-            feed = {**_chunk(xb, info, t), **states}
+        for feed, _, _ in parity.stream_calls(sess, info.signature, [xb[s.name] for s in info.specs], info.chunk):
             yield feed
-            states = dict(zip(states, sess.run(outs, feed)))
 
 
 def make_reader(model_bytes: bytes, info: ModelInfo, x: dict):
@@ -459,14 +466,8 @@ def predict(model_bytes: bytes, info: ModelInfo, x: dict) -> np.ndarray:
 
 
 def _stream(sess, xb: dict, info: ModelInfo, out_name: str) -> np.ndarray:
-    states = initial_states(info, n_samples(xb))
-    names = [out_name] + [s.output for s in info.states]
-    ys = []
-    for t in range(0, steps_of(xb, info), info.chunk):
-        result = sess.run(names, {**_chunk(xb, info, t), **states})
-        ys.append(result[0])
-        states = {s.input: v for s, v in zip(info.states, result[1:])}
-    return np.concatenate(ys, axis=1) if info.per_step else ys[-1]
+    ys, _ = parity.stream(sess, info.signature, [xb[s.name] for s in info.specs], info.chunk)
+    return ys[info.output_names.index(out_name)]
 
 
 def one_call_feed(info: ModelInfo, x: dict) -> dict:

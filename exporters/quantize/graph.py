@@ -26,6 +26,12 @@ def _graphs(graph):
         yield from _graphs_of(node)
 
 
+def float_ops_in_bodies(model, ops=("MatMul", "Gemm", "Conv")) -> int:
+    """How many float `ops` the Loop/Scan/If bodies of `model` hold (0: quantization reached them)."""
+    bodies = [sub for node in model.graph.node for sub in _graphs_of(node)]
+    return sum(1 for body in bodies for node in body.node if node.op_type in ops)
+
+
 def _rename_inputs(graph, rename: dict) -> None:
     """Point every node input (in subgraphs too: ONNX names are unique across scopes) at its new name."""
     if not rename:

@@ -87,8 +87,8 @@ def applicable(mode: str, op_counts: dict, *, chunk: int | None = None) -> str |
     if mode == "fp16":
         return None
     loops = [op for op in LOOP_OPS if op in op_counts]
-    if loops:
-        return f"the recurrence is a {loops[0]}, whose body onnxruntime does not quantize"
+    if loops and mode != "int8-dynamic":     # dynamic quantization also quantizes the loop's body
+        return f"the recurrence is a {loops[0]}, whose body onnxruntime's {mode} does not quantize"
     native = [op for op in RECURRENT_OPS if op in op_counts]
     if chunk:
         native = [op for op in native if op not in unrolled_ops(mode, chunk)]
@@ -134,7 +134,8 @@ def _int8_dynamic(model_in: Path, work: Path, opts: dict, exclude: list):
 
     out = work / "quantized.onnx"
     quantize_dynamic(str(model_in), str(out), weight_type=QuantType.QInt8, per_channel=opts["per_channel"],
-                     reduce_range=opts["reduce_range"], nodes_to_exclude=list(exclude))
+                     reduce_range=opts["reduce_range"], nodes_to_exclude=list(exclude),
+                     extra_options={"EnableSubgraph": True})     # a Scan's body (ConvLSTM's full) too
     return _load(out), {}
 
 
@@ -623,7 +624,9 @@ def _check_contract(path: Path, info: quant_data.ModelInfo, mode: str) -> None:
 
 def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, shared, per_channel, method,
             cal_x, notes, warn, proto, unrolled=None) -> dict:
-    float_rnn = [op for op in RECURRENT_OPS + LOOP_OPS if op in after.op_counts]
+    float_rnn = [op for op in RECURRENT_OPS if op in after.op_counts]
+    if mode != "int8-dynamic" or quant_graph.float_ops_in_bodies(proto):
+        float_rnn += [op for op in LOOP_OPS if op in after.op_counts]
     if mode == "fp16":
         recurrent = "float16"
     else:

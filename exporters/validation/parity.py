@@ -97,6 +97,14 @@ class Signature:
     def zero_states(self, n: int) -> dict:
         return {s[0]: np.full((n, *s[2]), s[4], dtype=s[3]) for s in self.states}
 
+    @classmethod
+    def from_contract(cls, contract) -> "Signature":
+        """The signature of a file as the runtime reads it (`runtime.contract.Contract`)."""
+        return cls(tuple((t.name, t.time_axis is not None) for t in contract.inputs),
+                   tuple((t.name, t.per_step) for t in contract.outputs),
+                   tuple((s.input, s.output, tuple(s.shape[1:]), s.dtype, s.init) for s in contract.states),
+                   (contract.flush.state, contract.flush.frames) if contract.flush else None)
+
 
 def check_names(sess, variant: str, sig: Signature) -> None:
     _require(variant, "input names", [i.name for i in sess.get_inputs()], sig.input_names)
@@ -150,20 +158,20 @@ def stream_batched(sess, sig: Signature, xs: list, chunk: int) -> list:
     return [np.concatenate(p) for p in zip(*parts)]
 
 
-def stream(sess, sig: Signature, xs: list, chunk: int):
-    """Feed `xs` chunk by chunk, carrying states; returns (outputs, final states).
+def stream_calls(sess, sig: Signature, xs: list, chunk: int):
+    """Every call of a chunk-by-chunk run of `xs` from zero states, in order: yields (feeds, model
+    outputs, states after the call). The one feeder of export validation, quantization's
+    calibration and its comparisons.
 
-    An output with a time axis is the concatenation of every call's output; one
-    without is the last call's. A stream on a clock (`sig.flush`) also takes a last partial
-    chunk (zero-padded), and is flushed at the end: the clock learns the sequence's length and
-    zero chunks give the frames still waiting.
+    A stream on a clock (`sig.flush`) also takes a last partial chunk (zero-padded), and is
+    flushed at the end: the clock learns the sequence's length and zero chunks give the frames
+    still waiting.
     """
     n = xs[0].shape[0]
     steps = _steps(sig, xs)
     states = sig.zero_states(n)
     names = sig.output_names
     n_out = len(sig.outputs)
-    per_call = []
     ends = steps + (-(steps + sig.flush[1]) % chunk + sig.flush[1] if sig.flush else 0)
     for start in range(0, ends, chunk):
         if sig.flush and start + chunk > steps:   # the clock learns the length before any frame past it
@@ -171,9 +179,21 @@ def stream(sess, sig: Signature, xs: list, chunk: int):
             clock[:, 1] = steps
             states[sig.flush[0]] = clock
         feeds = {name: (_chunk_of(x, start, chunk) if has_time else x) for (name, has_time), x in zip(sig.inputs, xs)}
-        result = sess.run(names, {**feeds, **states})
-        per_call.append(result[:n_out])
+        feeds.update(states)
+        result = sess.run(names, feeds)
         states = {s[0]: value for s, value in zip(sig.states, result[n_out:])}
+        yield feeds, result[:n_out], states
+
+
+def stream(sess, sig: Signature, xs: list, chunk: int):
+    """Feed `xs` chunk by chunk, carrying states (`stream_calls`); returns (outputs, final states).
+
+    An output with a time axis is the concatenation of every call's output; one
+    without is the last call's.
+    """
+    per_call, states = [], sig.zero_states(xs[0].shape[0])
+    for _, outputs, states in stream_calls(sess, sig, xs, chunk):
+        per_call.append(outputs)
     outs = []
     for j, (_, has_time) in enumerate(sig.outputs):
         outs.append(np.concatenate([r[j] for r in per_call], axis=1) if has_time else per_call[-1][j])

@@ -1,6 +1,6 @@
 """The built-in layer handlers, one module per family; importing this registers them all."""
 
-from . import conv, core, merge, norm, ops, recurrent, shape
+from . import conv, conv_lstm, core, merge, norm, ops, recurrent, shape
 
-for _family in (core, merge, recurrent, shape, conv, norm, ops):
+for _family in (core, merge, recurrent, conv_lstm, shape, conv, norm, ops):
     _family.register()

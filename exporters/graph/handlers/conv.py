@@ -1,5 +1,5 @@
-"""Convolution front-ends: Conv1D/Conv2D, DepthwiseConv1D/2D, SeparableConv1D/2D,
-ZeroPadding1D/2D, the 1D/2D max and average poolings, the 2D global poolings.
+"""Convolution front-ends: Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D,
+ZeroPadding1D/2D, the 1D/2D/3D max and average poolings, the 2D global poolings.
 
 `full` is one ONNX `Conv` (or pool) between two Transposes (Keras is
 channels_last, ONNX channels_first). Over a sequence, axis 1 is time, and
@@ -179,6 +179,9 @@ class WindowHandler(SiteHandler):
         win = self.window(layer)
         return clocks.after_window(self._upstream, win.reach, win.strides[0], win.padding)
 
+    def look_back(self, layer) -> int:
+        return self.window(layer).reach * self._upstream.stride if self.sees_time else 0
+
     def eats(self, layer) -> int | None:
         """Frames of time context this layer consumes from a left ZeroPadding (valid, stride 1)."""
         win = self.window(layer)
@@ -344,25 +347,49 @@ class PoolingHandler(WindowHandler):
 
     def window_op(self, ctx, call, x, win, pads):
         g = ctx.g
-        op = "MaxPool" if self._max(call.layer) else "AveragePool"
-        extra = {"count_include_pad": 0} if op == "AveragePool" else {}  # TF averages real frames only
-        if op == "AveragePool" and self.on_clock(ctx, call.layer) and win.padding == "same":
-            # empty slots are the padding: the sum of the filled ones over their count
-            upstream = self._upstream
-            v = ctx.clocks.valid(upstream, self.window(call.layer).reach * upstream.stride)
-            rank = len(win.kernel)
-            v = g.node("Unsqueeze", [v, g.const(f"axes_1_{rank + 2}", np.array([1, *range(3, rank + 2)], np.int64))],
-                       name_hint=f"{call.prefix}_slots_ncw")
-            ones = g.node("Expand", [g.node("Cast", [v], to=1), g.node("Shape", [x])], name_hint=f"{call.prefix}_ones")
-            extra = {"count_include_pad": 1}
-            total = g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
-                           name_hint=f"{call.prefix}_sum", **pads, **extra)
-            count = g.node(op, [ones], kernel_shape=list(win.kernel), strides=list(win.strides),
-                           name_hint=f"{call.prefix}_count", **pads, **extra)
-            count = g.node("Max", [count, g.const("f_tiny", np.array(1e-30, np.float32))])
-            return g.node("Div", [total, count], name_hint=f"{call.prefix}_averagepool")
-        return g.node(op, [x], kernel_shape=list(win.kernel), strides=list(win.strides),
-                      name_hint=f"{call.prefix}_{op.lower()}", **pads, **extra)
+        attrs = {"kernel_shape": list(win.kernel), "strides": list(win.strides), **pads}
+        if self._max(call.layer):   # the clock's dilation on time (its input's stride) included
+            return g.node("MaxPool", [x], dilations=list(win.dilation), name_hint=f"{call.prefix}_maxpool", **attrs)
+        if not self.on_clock(ctx, call.layer):   # TF averages real frames only
+            return g.node("AveragePool", [x], count_include_pad=0, name_hint=f"{call.prefix}_averagepool", **attrs)
+        return self._average_on_clock(ctx, call, x, win, pads)
+
+    def _average_on_clock(self, ctx, call, x, win, pads):
+        """An average over slots `dilation` apart on time (AveragePool has no dilations before opset
+        19): the sum over time of k shifted slices, the average over the other axes, then / k; a
+        'same' pooling divides by the filled slots of its window instead (the empty ones are Keras'
+        padding, which TF does not count)."""
+        g, rank = ctx.g, len(win.kernel)
+        y = _sum_over_time(g, x, win.kernel[0], win.dilation[0], f"{call.prefix}_sum")
+        if rank > 1:
+            y = g.node("AveragePool", [y], kernel_shape=[1, *win.kernel[1:]], strides=[1, *win.strides[1:]],
+                       count_include_pad=0, name_hint=f"{call.prefix}_averagepool_rest", **pads)
+        if win.padding != "same":
+            k = g.const(f"f32_{win.kernel[0]}", np.array(win.kernel[0], np.float32))
+            return g.node("Div", [y, k], name_hint=f"{call.prefix}_averagepool")
+        upstream = self._upstream
+        v = ctx.clocks.valid(upstream, self.window(call.layer).reach * upstream.stride)   # (batch, slots)
+        v = g.node("Unsqueeze", [g.node("Cast", [v], to=1), g.const(f"axes_1_{rank + 2}",
+                                                                  np.array([1, *range(3, rank + 2)], np.int64))],
+                   name_hint=f"{call.prefix}_slots_ncw")
+        count = _sum_over_time(g, v, win.kernel[0], win.dilation[0], f"{call.prefix}_count")
+        count = g.node("Max", [count, g.const("f_tiny", np.array(1e-30, np.float32))])
+        return g.node("Div", [y, count], name_hint=f"{call.prefix}_averagepool")
+
+
+def _sum_over_time(g, x: str, k: int, dilation: int, prefix: str) -> str:
+    """Sum of x[:, :, j*dilation : j*dilation + n - (k-1)*dilation] over j < k (x channels-first,
+    time on axis 2, n slots): a valid window of k slots `dilation` apart."""
+    span = (k - 1) * dilation
+    axis = g.const("i2", np.array([2], np.int64))
+    parts = []
+    for j in range(k):
+        end = j * dilation - span
+        parts.append(g.node("Slice", [x, g.const(f"i{j * dilation}", np.array([j * dilation], np.int64)),
+                                      g.const(f"i{end}" if end else "i64_max",
+                                              np.array([end if end else _INT64_MAX], np.int64)), axis],
+                            name_hint=f"{prefix}_tap{j}"))
+    return parts[0] if k == 1 else g.node("Sum", parts, name_hint=prefix)
 
 
 class ZeroPaddingHandler(SiteHandler):
@@ -464,8 +491,8 @@ def register() -> None:
 
     L = keras.layers
     conv = ConvHandler()
-    register_layer(L.Conv1D, conv)
-    register_layer(L.Conv2D, conv)
+    for cls in (L.Conv1D, L.Conv2D, L.Conv3D):
+        register_layer(cls, conv)
     depthwise = DepthwiseConvHandler()
     register_layer(L.DepthwiseConv1D, depthwise)
     register_layer(L.DepthwiseConv2D, depthwise)
@@ -476,7 +503,8 @@ def register() -> None:
     register_layer(L.ZeroPadding1D, padding)
     register_layer(L.ZeroPadding2D, padding)
     pooling = PoolingHandler()
-    for cls in (L.MaxPooling1D, L.AveragePooling1D, L.MaxPooling2D, L.AveragePooling2D):
+    for cls in (L.MaxPooling1D, L.AveragePooling1D, L.MaxPooling2D, L.AveragePooling2D, L.MaxPooling3D,
+                L.AveragePooling3D):
         register_layer(cls, pooling)
     global_pooling = GlobalPooling2DHandler()
     register_layer(L.GlobalAveragePooling2D, global_pooling)

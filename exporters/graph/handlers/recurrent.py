@@ -44,31 +44,42 @@ def _blocker(layer, native: bool) -> str | None:
     return None
 
 
-class RecurrentHandler(LayerHandler):
-    summary = "native LSTM/GRU/RNN op (full, stream); plain ops per step (unrolled)"
+class SequenceLayerHandler(LayerHandler):
+    """What every recurrent layer answers alike: it mixes time steps (its states carry the past),
+    keeps the time axis with return_sequences, and reads a Keras mask. `refuse` asks `blocker` about
+    the layer's cells, then refuses a go_backwards layer for the streams."""
+
+    def blocker(self, layer, variant: str) -> str | None:
+        """Why rnnx cannot emit the layer's cells in `variant`, or None."""
+        return None
 
     def refuse(self, layer, variant):
-        # full needs the native op; a chunk of known length can always be written as plain ops
-        why = _blocker(layer, native=variant == "full")
-        if why is not None:
-            return why
-        if variant != "full" and layer.go_backwards:
-            return "go_backwards=True reads each sequence from its end, which a stream has not seen yet"
-        return None
+        why = self.blocker(layer, variant)
+        if why is None and variant != "full" and getattr(layer, "go_backwards", False):
+            why = "go_backwards=True reads each sequence from its end, which a stream has not seen yet"
+        return why
 
     def time_local(self, layer) -> bool:
         return False
-
-    def states(self, layer) -> list[StateDecl]:
-        if _blocker(layer, native=False) is not None:
-            return []
-        return [s for cell in cells(layer) for s in _cell_states(cell)]
 
     def keeps_time(self, layer) -> bool:
         return bool(layer.return_sequences)
 
     def takes_mask(self, layer) -> bool:
         return True
+
+
+class RecurrentHandler(SequenceLayerHandler):
+    summary = "native LSTM/GRU/RNN op (full, stream); plain ops per step (unrolled)"
+
+    def blocker(self, layer, variant):
+        # full needs the native op; a chunk of known length can always be written as plain ops
+        return _blocker(layer, native=variant == "full")
+
+    def states(self, layer) -> list[StateDecl]:
+        if _blocker(layer, native=False) is not None:
+            return []
+        return [s for cell in cells(layer) for s in _cell_states(cell)]
 
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g
@@ -128,7 +139,7 @@ def _zero_if_last_masked(g, h: str, valid: str, prefix: str) -> str:
     return g.node("Where", [last, h, zero], name_hint=f"{prefix}_last_zeroed")
 
 
-class BidirectionalHandler(LayerHandler):
+class BidirectionalHandler(SequenceLayerHandler):
     summary = "one native LSTM/GRU/RNN op with direction=bidirectional, every merge_mode (full only)"
     variants = ("full",)
 
@@ -143,15 +154,6 @@ class BidirectionalHandler(LayerHandler):
             if why is not None:
                 return why
         return None
-
-    def time_local(self, layer) -> bool:
-        return False
-
-    def keeps_time(self, layer) -> bool:
-        return bool(layer.return_sequences)
-
-    def takes_mask(self, layer) -> bool:
-        return True
 
     def emit(self, ctx, call: Call) -> list[str]:
         import numpy as np

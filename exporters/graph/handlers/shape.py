@@ -64,15 +64,26 @@ class TimeDistributedHandler(LayerHandler):
 
 
 def _keeps_time_axis(in_shape, out_shape) -> bool:
-    return (len(in_shape) >= 2 and len(out_shape) >= 2
-            and (in_shape[1] == out_shape[1]))
+    """Whether a reshape keeps axis 1 and regroups only the axes after it: the same length, or a
+    fixed number of frames written where the input's is free (keras-io's OCR writes
+    `Reshape((width // 4, ...))`), which leaves each frame's values in that frame."""
+    if len(in_shape) < 2 or len(out_shape) < 2:
+        return False
+    if in_shape[1] == out_shape[1]:
+        return True
+    rest_in, rest_out = in_shape[2:], out_shape[2:]
+    return (in_shape[1] is None and out_shape[1] is not None and None not in rest_in and None not in rest_out
+            and int(np.prod(rest_in)) == int(np.prod(rest_out)))
 
 
 class ReshapeHandler(LayerHandler):
-    summary = "Reshape (time-local when the time axis stays axis 1 with its length)"
+    summary = "Reshape (time-local when the time axis stays axis 1: its length, or a fixed frame count, kept)"
 
     def time_local(self, layer) -> bool:
         return _keeps_time_axis(tuple(layer.input.shape), tuple(layer.output.shape))
+
+    def keeps_time(self, layer) -> bool | None:
+        return True if self.time_local(layer) else None
 
     def emit(self, ctx, call: Call) -> list[str]:
         g, in_shape, out_shape = ctx.g, call.in_shapes[0], call.out_shapes[0]
