@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from exporters.errors import ConfigError
+from exporters import quant_modes
 
 DEFAULT_PATH = Path("params.yaml")
 
@@ -107,11 +108,10 @@ class MapOf:
     null: bool = True
 
 
-# Names other packages define, written out so that reading params imports neither the
-# quantizer nor onnxruntime (every stage, training included, reads params: see dvc.yaml's
-# deps). tests/test_params.py checks that they match their sources.
-QUANT_MODES = ("int8-dynamic", "int8-static", "fp16")          # exporters.quantize.MODES
-QUANT_METHODS = ("minmax", "entropy", "percentile")            # exporters.quantize.METHODS
+# The quantization modes come from their registry, which loads no quantizer. Other names are
+# written out so that reading params loads no provider table or contract code (every stage,
+# training included, reads params: see dvc.yaml's deps); tests/test_params.py checks them.
+QUANT_MODES, QUANT_METHODS = quant_modes.MODES, quant_modes.METHODS
 VARIANTS = ("full", "stream", "unrolled")                      # runtime.contract.VARIANTS
 PROVIDERS = ("cpu", "cuda", "gpu", "tensorrt", "openvino", "coreml", "dml")   # runtime.providers.ALIASES
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from exporters.errors import ConfigError, QuantizationError
+from exporters import quant_modes
 from pipeline import models, tasks
 from pipeline.outputs import write_json
 from pipeline.params import integer, section
@@ -142,11 +143,11 @@ def _quantize(src: Path, dst: Path, mode: str, mcfg: dict, data: tuple, say) -> 
     from exporters.quantize import quantize_model
 
     cal_x, eval_x, eval_y = data
-    auto = mcfg["reduce_range"] == "auto" and mode != "fp16"
+    auto = mcfg["reduce_range"] == "auto" and quant_modes.get(mode).integer
     ranges = [True, False] if auto else [mcfg["reduce_range"] is not False]
     for k, reduce_range in enumerate(ranges):
         try:
-            return quantize_model(src, dst, mode, calibration=cal_x if mode == "int8-static" else None,
+            return quantize_model(src, dst, mode, calibration=cal_x if quant_modes.get(mode).calibrates else None,
                                   per_channel=mcfg["per_channel"], method=mcfg["method"],
                                   evaluation=(eval_x, eval_y), max_drop=mcfg["max_drop"], force=True,
                                   mixed=mcfg["mixed"], allow_larger=mcfg["allow_larger"],

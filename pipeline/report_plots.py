@@ -11,12 +11,14 @@ import warnings
 from pathlib import Path
 
 from exporters.bench.text import baseline, headline, one_thread
+from exporters.quant_modes import REGISTRY as QUANT_MODES
 
 BASELINE_LABELS = {"keras_call": "Keras model(x)", "tf_function": "tf.function",
                    "tf_function_xla": "tf.function XLA", "predict_on_batch": "predict_on_batch",
                    "litert": "LiteRT (batch 1)"}
-PRECISION_ORDER = ("fp32", "fp16", "int8-dynamic", "int8-static")
-PRECISION_COLORS = {"fp32": "#1f77b4", "fp16": "#ff7f0e", "int8-dynamic": "#2ca02c", "int8-static": "#d62728"}
+# fp32, then float16 modes before the integer ones, each in its registry order
+PRECISION_ORDER = ("fp32", *sorted(QUANT_MODES, key=lambda name: QUANT_MODES[name].integer))
+PRECISION_COLORS = {"fp32": "#1f77b4", **{name: m.color for name, m in QUANT_MODES.items()}}
 ORT_COLOR, TF_COLOR, LITERT_COLOR = "#1f77b4", "#a0a0a0", "#ff7f0e"
 
 

@@ -146,7 +146,7 @@ def _leaf_keys(schema, found=None) -> set:
 def test_every_schema_key_is_read_by_a_stage():
     """No dead entries: each key of the schema is a string some pipeline module uses."""
     source = "".join(p.read_text() for p in (ROOT / "pipeline").glob("*.py") if p.name != "params.py")
-    source += (ROOT / "exporters" / "quantize" / "model.py").read_text()   # the quantize mode names
+    source += (ROOT / "exporters" / "quant_modes.py").read_text()   # the quantize mode names
     unread = sorted(k for k in _leaf_keys(SCHEMA) if f'"{k}"' not in source)
     assert unread == [], f"schema keys no stage reads: {unread}"
 
@@ -158,6 +158,23 @@ def test_the_names_written_out_in_the_schema_match_their_sources():
 
     assert params_mod.QUANT_MODES == tuple(MODES) and params_mod.QUANT_METHODS == tuple(METHODS)
     assert params_mod.VARIANTS == tuple(VARIANTS) and set(params_mod.PROVIDERS) == set(ALIASES)
+
+
+def test_a_quantize_mode_is_one_registry_entry_that_everything_reads():
+    """The runtime's precision list, the params schema, `rnnx quantize --help` and the report's
+    colours all come from (or are tied to) exporters/quant_modes.py."""
+    from click.testing import CliRunner
+
+    from exporters.cli import cli
+    from exporters.quant_modes import REGISTRY
+    from pipeline.report_plots import PRECISION_COLORS, PRECISION_ORDER
+    from runtime.contract import PRECISIONS
+
+    assert PRECISIONS == ("fp32", *REGISTRY, "mixed")
+    assert params_mod.QUANT_MODES == tuple(REGISTRY) and set(PRECISION_ORDER) == {"fp32", *REGISTRY}
+    assert set(PRECISION_COLORS) == set(PRECISION_ORDER)
+    shown = " ".join(CliRunner().invoke(cli, ["quantize", "--help"]).output.split())
+    assert all(f"{name} ({m.summary}" in shown for name, m in REGISTRY.items()), shown
 
 
 def test_the_schema_covers_every_section_of_params_yaml(repo_params):

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
+from ..quant_modes import REGISTRY
 from .base import one_line_errors
 
 
 @click.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--mode", required=True,
-              help="int8-dynamic (DynamicQuantizeLSTM, integer MatMul/Conv), int8-static (QDQ, needs "
-                   "--calibration) or fp16 (float16 weights, float32 inputs/outputs).")
+              help=", ".join(f"{name} ({m.summary})" for name, m in REGISTRY.items()) + ".")
 @click.option("--out", "out_file", required=True, type=click.Path(path_type=Path),
               help="The quantized .onnx file to write.")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -7,7 +7,7 @@ Example::
                             "int8-dynamic", evaluation="test.npz", max_drop=1.0)
     report["size"]["ratio"], report["accuracy"]["drop_points"]
 
-Modes (a registry: mode -> handler, like onnxruntime's own op registry):
+Modes (one `QuantMode` each in `exporters/quant_modes.py`, like onnxruntime's own op registry):
 
 - ``int8-dynamic``: `onnxruntime.quantization.quantize_dynamic`; an ONNX
   ``LSTM`` becomes ``DynamicQuantizeLSTM``, MatMul/Conv/Gather (embedding
@@ -63,18 +63,17 @@ from .. import metadata
 from ..validation import parity as validate
 from . import data as quant_data, graph as quant_graph, layers as quant_layers, mixed as mixed_mod
 from . import unroll as unroll_mod, workspace
+from .. import quant_modes as modes
 from ..atomic import check_writable, write_bytes
 from ..errors import ConfigError, ModelFormatError, QuantizationError
 from ..inspect_onnx import describe
 
-MODES = ("int8-dynamic", "int8-static", "fp16")
-METHODS = ("minmax", "entropy", "percentile")
+MODES = modes.MODES
+METHODS = modes.METHODS
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 LOOP_OPS = ("Loop", "Scan")
 DEFAULT_CALIBRATION_LIMIT = 512
 SIZE_TARGET = 0.30  # int8 files should be at most this fraction of the fp32 file
-STATIC_OPS = ["MatMul", "Gemm", "Conv"]  # QDQ elsewhere compounds error along the recurrence
-FP16_KEEP_FLOAT = ["Transpose"]
 
 
 def applicable(mode: str, op_counts: dict, *, chunk: int | None = None) -> str | None:
@@ -82,36 +81,15 @@ def applicable(mode: str, op_counts: dict, *, chunk: int | None = None) -> str |
     (int8 or fp16); otherwise the reason it would leave them in float32. `chunk`: the
     fixed steps per call of a stream/unrolled variant, whose GRU/LSTM nodes rnnx
     unrolls into plain ops that onnxruntime quantizes."""
-    if mode not in MODES:
-        raise ConfigError(f"unknown quantization mode {mode!r}; expected one of {', '.join(MODES)}")
-    if mode == "fp16":
+    m = modes.get(mode)
+    if m.ops is None:
         return None
     loops = [op for op in LOOP_OPS if op in op_counts]
-    if loops and mode != "int8-dynamic":     # dynamic quantization also quantizes the loop's body
-        return f"the recurrence is a {loops[0]}, whose body onnxruntime's {mode} does not quantize"
-    native = [op for op in RECURRENT_OPS if op in op_counts]
-    if chunk:
-        native = [op for op in native if op not in unrolled_ops(mode, chunk)]
-    if mode == "int8-dynamic" and any(op != "LSTM" for op in native):
-        op = next(op for op in native if op != "LSTM")
-        return (f"onnxruntime has no quantized {op} op, so the {op} weights stay float32; "
-                "the stream and unrolled variants get int8 matmuls")
-    if mode == "int8-static" and native:
-        return (f"static QDQ leaves the {native[0]} op in float32; use int8-dynamic or the stream/unrolled variant")
-    return None
-
-
-# -- mode handlers: (preprocessed path, work dir, options, nodes kept float) -> ModelProto ----------
-
-INT8_DYNAMIC_OPS = ("MatMul", "Conv", "Gemm", "LSTM", "Gather", "Attention")  # onnxruntime's IntegerOps registry
-QUANTIZABLE = {"int8-dynamic": INT8_DYNAMIC_OPS, "int8-static": tuple(STATIC_OPS), "fp16": None}
-UNROLL = {"int8-dynamic": ("GRU",), "int8-static": ("GRU", "LSTM"), "fp16": ()}
-UNROLL_ONE_STEP = {"int8-dynamic": ("GRU", "LSTM"), "int8-static": ("GRU", "LSTM"), "fp16": ()}
-
-
-def unrolled_ops(mode: str, chunk: int | None) -> tuple:
-    """The recurrent ops rnnx writes out step by step before quantizing a stream model of `chunk` steps."""
-    return (UNROLL_ONE_STEP if chunk == 1 else UNROLL)[mode]
+    if loops and not m.quantizes_loops:
+        return f"the recurrence is a {loops[0]}, whose body onnxruntime's {m.name} does not quantize"
+    native = [op for op in RECURRENT_OPS if op in op_counts and not (chunk and op in m.unrolled_ops(chunk))]
+    stays = [op for op in native if op not in m.int8_recurrent]
+    return m.float_recurrent_note.format(op=stays[0]) if stays else None
 
 
 def _preprocess(src: Path, work: Path, *, optimize: bool) -> tuple[Path, str]:
@@ -127,51 +105,6 @@ def _preprocess(src: Path, work: Path, *, optimize: bool) -> tuple[Path, str]:
             raise full from None
         return src, f"skipped: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
     return out, "shape inference + optimization" if optimize else "shape inference"
-
-
-def _int8_dynamic(model_in: Path, work: Path, opts: dict, exclude: list):
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    out = work / "quantized.onnx"
-    quantize_dynamic(str(model_in), str(out), weight_type=QuantType.QInt8, per_channel=opts["per_channel"],
-                     reduce_range=opts["reduce_range"], nodes_to_exclude=list(exclude),
-                     extra_options={"EnableSubgraph": True})     # a Scan's body (ConvLSTM's full) too
-    return _load(out), {}
-
-
-def _int8_static(model_in: Path, work: Path, opts: dict, exclude: list):
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    reader = quant_data.make_reader(opts["source_bytes"], opts["info"], opts["calibration_x"])
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[opts["method"]]
-    out = work / "quantized.onnx"
-    quantize_static(str(model_in), str(out), reader, quant_format=QuantFormat.QDQ,
-                    per_channel=opts["per_channel"], reduce_range=opts["reduce_range"],
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method, op_types_to_quantize=STATIC_OPS,
-                    nodes_to_exclude=list(exclude))
-    return _load(out), {"calibration_batches": reader.calls}
-
-
-def _fp16(model_in: Path, work: Path, opts: dict, exclude: list):
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-    # Transpose stays float32 (it has no weights): onnxruntime 1.32's full graph optimization
-    # segfaults on two back-to-back float16 Transposes between stacked GRU ops (char_gru)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the converter warns about every clamped tiny value
-        model = convert_float_to_float16(_load(model_in), keep_io_types=True,
-                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FLOAT,
-                                         node_block_list=list(exclude) or None)
-    return model, {}
-
-
-HANDLERS = {"int8-dynamic": _int8_dynamic, "int8-static": _int8_static, "fp16": _fp16}
-# optimize? (None: no pre-processing). Not for int8-static either: optimization fuses a step's
-# MatMul with the Add of the chunk's input projection into a Gemm whose bias is not a constant,
-# which onnxruntime cannot run as an integer op; it then dequantized the recurrent weights on
-# every call (LSTM(128) stream, batch 1: 0.135 ms, 0.030 ms without; same size and gate).
-PREPROCESS = {"int8-dynamic": False, "int8-static": False, "fp16": None}
 
 
 def _load(path: Path):
@@ -194,9 +127,7 @@ def _load_source(src: Path):
 
 # -- checks -----------------------------------------------------------------------------------------
 
-def _check_options(mode, method, per_channel, max_drop, calibration_limit, reduce_range=True) -> float:
-    if mode not in MODES:
-        raise ConfigError(f"unknown quantization mode {mode!r}; expected one of {', '.join(MODES)}")
+def _check_options(method, per_channel, max_drop, calibration_limit, reduce_range=True) -> float:
     if method not in METHODS:
         raise ConfigError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
     if not isinstance(per_channel, bool):
@@ -308,143 +239,191 @@ def quantize_model(src, dst, mode, *, calibration=None, per_channel=False, metho
             (nothing is written then).
     """
     say = progress or (lambda _msg: None)
-    max_drop = _check_options(mode, method, per_channel, max_drop, calibration_limit, reduce_range)
+    m = modes.get(mode)
+    max_drop = _check_options(method, per_channel, max_drop, calibration_limit, reduce_range)
     if mixed not in MIXED:
         raise ConfigError(f"mixed must be one of {', '.join(MIXED)}; got {mixed!r}")
     src, dst = _check_paths(src, dst, force)
-    info = model_info(src, check_graph=False)
-    notes, warn = [], []
-    if info.contract is None:
-        text = (f"{src.name} has no 'rnnx' metadata (not an rnnx export): variant, states, labels and "
-                "preprocessing are unknown, its single input is fed as is, and the quantized file carries "
-                "no rnnx metadata or precision either")
-        warnings.warn(text, UncheckedModelWarning, stacklevel=2)
-        warn.append(text)
-    elif info.contract.precision != "fp32":
-        raise QuantizationError(f"{src.name} is already quantized (precision {info.contract.precision!r}); "
-                                "quantize its fp32 export instead")
-    source = _load_source(src.resolve())
-    if info.contract is not None:   # the runtime's check that the metadata describes the graph
-        open_model(src, providers=["cpu"], threads=1)
-    source_bytes = source.SerializeToString()
-    original_names = quant_graph.names_in(source)
-
-    if info.contract is None and len(info.inputs) > 1:
-        names = [i["name"] for i in info.inputs]
-        if mode == "int8-static" and calibration is not None:
-            raise QuantizationError(f"{src.name} has no rnnx metadata and {len(names)} inputs {names}; "
-                                    "calibration can only feed a single input")
-        raise ConfigError(f"{src.name} has no rnnx metadata and inputs {names}; only a single-input plain "
-                          "model can be evaluated")
-    cal_x = None
-    if calibration is not None:
-        raw, _ = quant_data.read_arrays(calibration, "calibration", info, need_labels=False)
-        cal_x, extra = quant_data.check_x({k: v[:calibration_limit] for k, v in raw.items()}, info, "calibration")
-        warn += extra
-        if mode != "int8-static":
-            notes.append(f"{mode} does not calibrate: the calibration data was only used to compare outputs")
-    elif mode == "int8-static":
-        raise ConfigError("int8-static needs calibration data: a .npz with array 'x' shaped like the model "
-                          "input (--calibration FILE.npz)")
-    eval_x = eval_y = None
-    if evaluation is not None:
-        raw_x, raw_y = quant_data.read_arrays(evaluation, "evaluation", info, need_labels=True)
-        eval_x, extra = quant_data.check_x(raw_x, info, "evaluation")
-        eval_y = quant_data.check_labels(raw_y, eval_x, info)
-        warn += extra
-    if eval_x is not None:
-        x_cmp, data_kind = eval_x, "evaluation"
-    elif cal_x is not None:
-        x_cmp, data_kind = cal_x, "calibration"
-    else:
-        x_cmp, data_kind = quant_data.random_x(info), "random"
-    ref = _predict(source_bytes, info, x_cmp, mode)
-
-    reason = applicable(mode, info.op_counts, chunk=info.chunk)
-    if reason:
-        notes.append(reason)
-    say(f"{mode}: quantizing {src.name} ({len(source_bytes)} bytes)")
+    job = _Job(m, src, say, per_channel=per_channel, reduce_range=reduce_range, method=method)
+    job.open_source()
+    job.read_data(calibration, evaluation, calibration_limit)
+    say(f"{m.name}: quantizing {src.name} ({len(job.source_bytes)} bytes)")
     with workspace.workspace() as work:
-        opts = {"per_channel": per_channel, "reduce_range": reduce_range, "method": method, "info": info,
-                "source_bytes": source_bytes, "calibration_x": cal_x}
-        prepared, unrolled = _prepare(source, mode, info, work)
-        layer_nodes, figures = _layers_and_preprocess(prepared, mode, work)
+        job.work = work
+        kept, search_log = job.choose_layers(max_drop, mixed)
+        proto = job.quantize(kept)
+        report, blob = job.finish(proto, kept, mixed, search_log, dst, max_drop, latency_reps, allow_larger)
+        write_bytes(dst, blob)     # makes the folders; OutputError when it cannot
+    say(f"{m.name}: wrote {dst}" + (f" (kept in fp32: {', '.join(kept)})" if kept else ""))
+    return report
 
-        def quantize(kept: tuple):
-            exclude = [n for layer in kept for n in layer_nodes[layer]]
-            try:
-                with workspace.inside(work), _quantizer_output(say) as log:
-                    proto, extra = HANDLERS[mode](figures["model_in"], work, opts, exclude)
-            except RnnxError:
-                raise
-            except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
-                if (full := workspace.no_room(exc)) is not None:
-                    raise full from None
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise QuantizationError(f"{mode} quantization of {src.name} failed: {first}") from None
-            figures.update(extra)
-            figures["quantizer_log"] = list(dict.fromkeys(figures.get("quantizer_log", []) + log))
-            return proto
 
-        def attempt(kept: tuple) -> mixed_mod.Trial:
-            blob = quantize(kept).SerializeToString()
-            trial = work / "trial.onnx"
-            trial.write_bytes(blob)
-            _probe_in_subprocess(trial, mode, src, info.op_counts)   # before any session of this process opens it
-            return _trial(kept, ref, _predict(blob, info, x_cmp, mode), eval_y)
+class _Job:
+    """One quantize_model call, as named steps: open the source, read the data, choose the layers
+    kept in float, quantize, then check, compare, gate and settle the file."""
 
-        quantizable = [name for name, nodes in layer_nodes.items() if nodes]
-        kept, search_log = (), None
-        first = attempt(())
-        if eval_y is not None and first.drop_points > max_drop and (unrolled or {}).get("one_step_fused"):
+    def __init__(self, mode: modes.QuantMode, src: Path, say, *, per_channel, reduce_range, method):
+        self.mode, self.src, self.say = mode, src, say
+        self.per_channel, self.reduce_range, self.method = per_channel, reduce_range, method
+        self.notes, self.warn = [], []
+        self.work = None
+
+    # -- the source and its data -----------------------------------------------------------------
+
+    def open_source(self) -> None:
+        src = self.src
+        self.info = info = model_info(src, check_graph=False)
+        if info.contract is None:
+            text = (f"{src.name} has no 'rnnx' metadata (not an rnnx export): variant, states, labels and "
+                    "preprocessing are unknown, its single input is fed as is, and the quantized file carries "
+                    "no rnnx metadata or precision either")
+            warnings.warn(text, UncheckedModelWarning, stacklevel=3)
+            self.warn.append(text)
+        elif info.contract.precision != "fp32":
+            raise QuantizationError(f"{src.name} is already quantized (precision {info.contract.precision!r}); "
+                                    "quantize its fp32 export instead")
+        self.source = _load_source(src.resolve())
+        if info.contract is not None:   # the runtime's check that the metadata describes the graph
+            open_model(src, providers=["cpu"], threads=1)
+        self.source_bytes = self.source.SerializeToString()
+        self.original_names = quant_graph.names_in(self.source)
+
+    def read_data(self, calibration, evaluation, calibration_limit: int) -> None:
+        """Calibration and evaluation samples, and the inputs both files are compared on."""
+        m, info, src = self.mode, self.info, self.src
+        if info.contract is None and len(info.inputs) > 1:
+            names = [i["name"] for i in info.inputs]
+            if m.calibrates and calibration is not None:
+                raise QuantizationError(f"{src.name} has no rnnx metadata and {len(names)} inputs {names}; "
+                                        "calibration can only feed a single input")
+            raise ConfigError(f"{src.name} has no rnnx metadata and inputs {names}; only a single-input plain "
+                              "model can be evaluated")
+        self.cal_x = None
+        if calibration is not None:
+            raw, _ = quant_data.read_arrays(calibration, "calibration", info, need_labels=False)
+            self.cal_x, extra = quant_data.check_x({k: v[:calibration_limit] for k, v in raw.items()}, info,
+                                                   "calibration")
+            self.warn += extra
+            if not m.calibrates:
+                self.notes.append(f"{m.name} does not calibrate: the calibration data was only used to compare "
+                                  "outputs")
+        elif m.calibrates:
+            raise ConfigError(f"{m.name} needs calibration data: a .npz with array 'x' shaped like the model "
+                              "input (--calibration FILE.npz)")
+        eval_x = self.eval_y = None
+        if evaluation is not None:
+            raw_x, raw_y = quant_data.read_arrays(evaluation, "evaluation", info, need_labels=True)
+            eval_x, extra = quant_data.check_x(raw_x, info, "evaluation")
+            self.eval_y = quant_data.check_labels(raw_y, eval_x, info)
+            self.warn += extra
+        if eval_x is not None:
+            self.x_cmp, self.data_kind = eval_x, "evaluation"
+        elif self.cal_x is not None:
+            self.x_cmp, self.data_kind = self.cal_x, "calibration"
+        else:
+            self.x_cmp, self.data_kind = quant_data.random_x(info), "random"
+        self.ref = _predict(self.source_bytes, info, self.x_cmp, m.name)
+        reason = applicable(m.name, info.op_counts, chunk=info.chunk)
+        if reason:
+            self.notes.append(reason)
+
+    # -- quantizing ------------------------------------------------------------------------------
+
+    def prepare(self, *, fuse: bool = True) -> None:
+        self.prepared, self.unrolled = _prepare(self.source, self.mode, self.info, self.work, fuse=fuse)
+        self.layer_nodes, self.figures = _layers_and_preprocess(self.prepared, self.mode, self.work)
+
+    def quantize(self, kept: tuple):
+        """The quantized ModelProto with the nodes of the `kept` layers left in float."""
+        m, work = self.mode, self.work
+        exclude = [n for layer in kept for n in self.layer_nodes[layer]]
+        opts = {"per_channel": self.per_channel, "reduce_range": self.reduce_range, "method": self.method,
+                "info": self.info, "source_bytes": self.source_bytes, "calibration_x": self.cal_x}
+        try:
+            with workspace.inside(work), _quantizer_output(self.say) as log:
+                proto, extra = m.runner()(self.figures["model_in"], work, opts, exclude)
+        except RnnxError:
+            raise
+        except Exception as exc:  # onnxruntime's quantizer raises plain exceptions
+            if (full := workspace.no_room(exc)) is not None:
+                raise full from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise QuantizationError(f"{m.name} quantization of {self.src.name} failed: {first}") from None
+        self.figures.update(extra)
+        self.figures["quantizer_log"] = list(dict.fromkeys(self.figures.get("quantizer_log", []) + log))
+        return proto
+
+    def attempt(self, kept: tuple) -> mixed_mod.Trial:
+        blob = self.quantize(kept).SerializeToString()
+        trial = self.work / "trial.onnx"
+        trial.write_bytes(blob)
+        _probe_in_subprocess(trial, self.mode, self.src, self.info.op_counts)   # before this process opens it
+        return _trial(kept, self.ref, _predict(blob, self.info, self.x_cmp, self.mode.name), self.eval_y)
+
+    def choose_layers(self, max_drop: float, mixed: str) -> tuple[tuple, dict | None]:
+        """(layers kept in fp32, the sensitivity search's log): none unless the gate needs them."""
+        m, say = self.mode, self.say
+        self.prepare()
+        quantizable = [name for name, nodes in self.layer_nodes.items() if nodes]
+        first = self.attempt(())
+        if self.eval_y is None or first.drop_points <= max_drop:
+            return (), None
+        if (self.unrolled or {}).get("one_step_fused"):
             # one dynamic scale over [x, h] costs some models accuracy (a one-hot x loses its exact
             # 1.0): keep x and h apart, two integer GEMMs a step, before keeping any layer in fp32
-            say(f"{mode}: one GEMM of [x, h] loses {first.drop_points:.2f} points; keeping x and h apart")
-            prepared, unrolled = _prepare(source, mode, info, work, fuse=False)
-            layer_nodes, figures = _layers_and_preprocess(prepared, mode, work)
-            first = attempt(())
-        if eval_y is not None and first.drop_points > max_drop and mixed == "auto" and len(quantizable) > 1:
-            say(f"{mode}: all layers quantized lose {first.drop_points:.2f} points (max {max_drop:g}); "
-                f"measuring the sensitivity of {len(quantizable)} layers")
-            chosen, search_log = mixed_mod.search(quantizable, attempt, max_drop, say)
-            search_log["all_quantized"] = first.public()
-            if chosen is not None:
-                kept = chosen.kept
-        proto = quantize(kept)
+            say(f"{m.name}: one GEMM of [x, h] loses {first.drop_points:.2f} points; keeping x and h apart")
+            self.prepare(fuse=False)
+            first = self.attempt(())
+        if first.drop_points <= max_drop or mixed != "auto" or len(quantizable) <= 1:
+            return (), None
+        say(f"{m.name}: all layers quantized lose {first.drop_points:.2f} points (max {max_drop:g}); "
+            f"measuring the sensitivity of {len(quantizable)} layers")
+        chosen, search_log = mixed_mod.search(quantizable, self.attempt, max_drop, say)
+        search_log["all_quantized"] = first.public()
+        return (chosen.kept if chosen is not None else ()), search_log
+
+    # -- the file --------------------------------------------------------------------------------
+
+    def _blob(self, proto, precision: str, layer_table: dict, size=None) -> bytes:
+        return _with_metadata(proto, self.info, self.mode, precision, self.per_channel, self.method,
+                              self.source_bytes, layer_table, self.unrolled, size=size,
+                              reduce_range=self.reduce_range)
+
+    def finish(self, proto, kept, mixed, search_log, dst, max_drop, latency_reps, allow_larger) -> tuple:
+        """(report, the file's bytes): checked against the source, compared, gated, size settled."""
+        m, info, src, work = self.mode, self.info, self.src, self.work
         shared = quant_graph.share_weights(proto)
-        shared["names_shortened"] = quant_graph.shorten_new_names(proto, original_names)
-        precision = "mixed" if kept else mode
-        layer_table = _layer_table(layer_nodes, kept, mode, figures)
-        blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
-                              unrolled, reduce_range=reduce_range)
+        shared["names_shortened"] = quant_graph.shorten_new_names(proto, self.original_names)
+        precision = "mixed" if kept else m.name
+        layer_table = _layer_table(self.layer_nodes, kept, m)
+        blob = self._blob(proto, precision, layer_table)
         out_path = work / "final.onnx"
         out_path.write_bytes(blob)
-        _probe_in_subprocess(out_path, mode, src, info.op_counts)
+        _probe_in_subprocess(out_path, m, src, info.op_counts)
         after = model_info(out_path, check_graph=False)   # the runtime's own open comes in _check_contract
-        _check_io(info, after, mode)
-        _check_contract(out_path, info, mode)
-        report = _report(src, dst, mode, info, after, len(source_bytes), len(blob), figures, shared,
-                         per_channel, method, cal_x, notes, warn, proto, unrolled=unrolled)
-        report.update(precision=precision, reduce_range=reduce_range if mode != "fp16" else None,
-                      layers=layer_table, kept_float=list(kept), unrolled=unrolled,
+        _check_io(info, after, m.name)
+        _check_contract(out_path, info, m.name)
+        report = _report(src, dst, m, info, after, len(self.source_bytes), len(blob), self.figures, shared,
+                         self.per_channel, self.method, self.cal_x, self.notes, self.warn, proto,
+                         unrolled=self.unrolled)
+        report.update(precision=precision, reduce_range=self.reduce_range if m.integer else None,
+                      layers=layer_table, kept_float=list(kept), unrolled=self.unrolled,
                       mixed={"setting": mixed, "search": search_log})
-        say(f"{mode}: {len(source_bytes)} -> {len(blob)} bytes; comparing with fp32")
-        _compare(report, ref, _predict(blob, after, x_cmp, mode), x_cmp, data_kind, info, eval_y)
+        self.say(f"{m.name}: {len(self.source_bytes)} -> {len(blob)} bytes; comparing with fp32")
+        _compare(report, self.ref, _predict(blob, after, self.x_cmp, m.name), self.x_cmp, self.data_kind, info,
+                 self.eval_y)
         if latency_reps:
-            report["latency"] = _latency(source_bytes, blob, info, x_cmp, latency_reps)
-        _gate(report, max_drop, src, mode)
+            report["latency"] = _latency(self.source_bytes, blob, info, self.x_cmp, latency_reps)
+        _gate(report, max_drop, src, m.name)
         for _ in range(3):  # the metadata states the file's own size ratio: settle it
-            blob = _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table,
-                                  unrolled, size=report["size"], reduce_range=reduce_range)
-            ratio = round(len(blob) / len(source_bytes), 4)
+            blob = self._blob(proto, precision, layer_table, size=report["size"])
+            ratio = round(len(blob) / len(self.source_bytes), 4)
             settled = ratio == report["size"]["ratio"]
             report["size"].update(bytes=len(blob), ratio=ratio)
             if settled:
                 break
-        _check_size(report, allow_larger, src, mode)
-        write_bytes(dst, blob)     # makes the folders; OutputError when it cannot
-    say(f"{mode}: wrote {dst}" + (f" (kept in fp32: {', '.join(kept)})" if kept else ""))
-    return report
+        _check_size(report, allow_larger, src, m.name)
+        return report, blob
 
 
 def _predict(model_bytes: bytes, info, x: dict, mode: str):
@@ -463,18 +442,18 @@ def _trial(kept: tuple, ref, got, eval_y) -> mixed_mod.Trial:
                            stats["argmax_agreement"])
 
 
-def _prepare(source, mode: str, info, work: Path, *, fuse: bool = True):
+def _prepare(source, mode: modes.QuantMode, info, work: Path, *, fuse: bool = True):
     """The fp32 model the quantizer starts from: every node named, and for stream/unrolled
     variants the GRU/LSTM nodes the mode cannot quantize written out step by step (a one-step
-    chunk through one [x, h] matrix for int8-dynamic, unless `fuse` is False)."""
+    chunk through one [x, h] matrix for a mode that fuses it, unless `fuse` is False)."""
     import copy as _copy
 
     model = _copy.deepcopy(source)
     quant_layers.name_nodes(model)
     unrolled = None
-    ops = unrolled_ops(mode, info.chunk) if info.streaming else ()
+    ops = mode.unrolled_ops(info.chunk) if info.streaming else ()
     if ops and any(op in info.op_counts for op in ops):
-        unrolled = unroll_mod.unroll_recurrent(model, ops, fuse_one_step=fuse and mode == "int8-dynamic")
+        unrolled = unroll_mod.unroll_recurrent(model, ops, fuse_one_step=fuse and mode.fuse_one_step)
         if unrolled["unrolled"]:
             unrolled["round_trips_folded"] = quant_graph.fold_round_trips(model)
     path = work / "prepared.onnx"
@@ -482,16 +461,16 @@ def _prepare(source, mode: str, info, work: Path, *, fuse: bool = True):
     return path, unrolled
 
 
-def _layers_and_preprocess(prepared: Path, mode: str, work: Path):
+def _layers_and_preprocess(prepared: Path, mode: modes.QuantMode, work: Path):
     """Pre-process once; returns ({layer: quantizable node names}, figures with 'model_in')."""
-    optimize = PREPROCESS[mode]
+    optimize = mode.preprocess
     if optimize is None:
         model_in, pre = prepared, "none"
     else:
         with workspace.inside(work):
             model_in, pre = _preprocess(prepared, work, optimize=optimize)
     model = _load(model_in)
-    ops = QUANTIZABLE[mode]
+    ops = mode.ops
     by_name = {n.name: n.op_type for n in model.graph.node}
     table = {}
     for layer, nodes in quant_layers.layers(model).items():
@@ -499,11 +478,10 @@ def _layers_and_preprocess(prepared: Path, mode: str, work: Path):
     return table, {"model_in": model_in, "preprocess": pre, "layer_nodes": quant_layers.layers(model)}
 
 
-def _layer_table(layer_nodes: dict, kept: tuple, mode: str, figures: dict) -> dict:
+def _layer_table(layer_nodes: dict, kept: tuple, mode: modes.QuantMode) -> dict:
     """{layer: precision}: the mode's ('int8'/'fp16') for quantized layers, 'fp32' for kept ones
     and for layers the mode does not quantize (e.g. a native GRU op under int8)."""
-    quantized = "fp16" if mode == "fp16" else "int8"
-    return {layer: ("fp32" if layer in kept or not nodes else quantized) for layer, nodes in layer_nodes.items()}
+    return {layer: ("fp32" if layer in kept or not nodes else mode.weights) for layer, nodes in layer_nodes.items()}
 
 
 def _with_metadata(proto, info, mode, precision, per_channel, method, source_bytes, layer_table, unrolled,
@@ -513,9 +491,9 @@ def _with_metadata(proto, info, mode, precision, per_channel, method, source_byt
     if info.meta is not None:
         meta = copy.deepcopy(info.meta)
         meta["precision"] = precision
-        meta["quantization"] = {"mode": mode, "per_channel": per_channel,
-                                "reduce_range": reduce_range if mode != "fp16" else None,
-                                "method": method if mode == "int8-static" else None,
+        meta["quantization"] = {"mode": mode.name, "per_channel": per_channel,
+                                "reduce_range": reduce_range if mode.integer else None,
+                                "method": method if mode.calibrates else None,
                                 "fp32_sha256": hashlib.sha256(source_bytes).hexdigest(),
                                 "fp32_bytes": len(source_bytes), "layers": layer_table,
                                 "unrolled": (unrolled or {}).get("unrolled", [])}
@@ -580,12 +558,14 @@ def _quantizer_output(say):
             say(f"onnxruntime: {line}")
 
 
-def _probe_in_subprocess(path: Path, mode: str, src: Path | None = None, op_counts: dict | None = None) -> None:
+def _probe_in_subprocess(path: Path, mode: modes.QuantMode, src: Path | None = None,
+                         op_counts: dict | None = None) -> None:
     """Open the model with onnxruntime's default settings in a child process first: a crash
     there (a segfault in the graph optimizer, seen with float16 graphs) becomes a typed error
     here instead of killing the caller, and no file that crashes an edge app is written."""
-    if mode != "fp16":
+    if not mode.probe:
         return
+    mode = mode.name
     code = ("import sys, onnxruntime as ort; "
             "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])")
     try:
@@ -622,25 +602,25 @@ def _check_contract(path: Path, info: quant_data.ModelInfo, mode: str) -> None:
         raise QuantizationError(f"{mode}: the runtime refuses the quantized model: {exc}") from None
 
 
-def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, shared, per_channel, method,
-            cal_x, notes, warn, proto, unrolled=None) -> dict:
+def _report(src, dst, mode: modes.QuantMode, info, after, before_bytes, after_bytes, figures, shared, per_channel,
+            method, cal_x, notes, warn, proto, unrolled=None) -> dict:
     float_rnn = [op for op in RECURRENT_OPS if op in after.op_counts]
-    if mode != "int8-dynamic" or quant_graph.float_ops_in_bodies(proto):
+    if not mode.quantizes_loops or quant_graph.float_ops_in_bodies(proto):
         float_rnn += [op for op in LOOP_OPS if op in after.op_counts]
-    if mode == "fp16":
+    if not mode.integer:
         recurrent = "float16"
     else:
         recurrent = "float32" if float_rnn else "int8"
     for op in float_rnn:
-        if mode != "fp16" and op in ("GRU", "RNN") and not any(op in n for n in notes):
+        if mode.integer and op in ("GRU", "RNN") and not any(op in n for n in notes):
             notes.append(f"onnxruntime has no quantized {op} op: the {op} stays float32 here; "
                          "the stream and unrolled variants get int8 matmuls")
     ratio = after_bytes / before_bytes
-    if mode != "fp16" and recurrent == "int8" and ratio > SIZE_TARGET:
+    if mode.integer and recurrent == "int8" and ratio > SIZE_TARGET:
         zeros = (unrolled or {}).get("zero_weights", 0)
         float_bytes = quant_graph.weight_bytes(proto).get("float", 0)
         if float_bytes > after_bytes / 2:   # e.g. an Embedding table: static QDQ quantizes no Gather
-            why = (f"{float_bytes} bytes of weights stay float32 (layers kept in fp32, or ops {mode} "
+            why = (f"{float_bytes} bytes of weights stay float32 (layers kept in fp32, or ops {mode.name} "
                    "does not quantize)")
         elif zeros:
             why = (f"the one-step GRU reads [x, h] through one matrix that holds {zeros} zero weights "
@@ -650,7 +630,7 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
         notes.append(f"int8 file is {ratio:.0%} of fp32, above the {SIZE_TARGET:.0%} target: {why}")
     return {
         "format": 2,
-        "source": str(src), "output": str(dst), "mode": mode,
+        "source": str(src), "output": str(dst), "mode": mode.name,
         "variant": info.contract.variant if info.contract else None,
         "chunk": info.chunk,
         "rnnx_metadata": info.contract is not None,
@@ -658,14 +638,14 @@ def _report(src, dst, mode, info, after, before_bytes, after_bytes, figures, sha
         "calibration": ({"method": method, "samples": quant_data.n_samples(cal_x),
                          "batches": figures.get("calibration_batches"),
                          "states": "carried from the fp32 model chunk by chunk" if info.streaming else None}
-                        if mode == "int8-static" else None),
+                        if mode.calibrates else None),
         "preprocess": figures.get("preprocess"),
         "quantizer_log": figures.get("quantizer_log", []),
         "size": {"fp32_bytes": before_bytes, "bytes": after_bytes, "ratio": round(ratio, 4)},
         "weight_bytes": quant_graph.weight_bytes(proto),
         "shared_weights": shared,
         "recurrent_weights": recurrent,
-        "float_recurrent_ops": float_rnn if mode != "fp16" else [],
+        "float_recurrent_ops": float_rnn if mode.integer else [],
         "op_counts": {"fp32": info.op_counts, "quantized": after.op_counts},
         "state_inputs": [s.input for s in info.states],
         "notes": notes, "warnings": warn,
