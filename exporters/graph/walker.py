@@ -197,146 +197,181 @@ def plan(model, time_inputs: set) -> Plan:
 
     `time_inputs` are the names of the Keras inputs whose axis 1 is time.
     """
-    import keras
-
     fmodel = _functional(model)
-    in_names = _unique(["x"] if len(fmodel.inputs) == 1 else [t.name for t in fmodel.inputs])
-    inputs = []
-    for t, name in zip(fmodel.inputs, in_names):
-        key = _key(t)
-        inputs.append(IO(name, key, _shape(t), str(t.dtype), _input_layer_name(t) in time_inputs and len(t.shape) >= 2))
-    for io in inputs:   # token ids: integer inputs, and float ones (Keras casts them) that feed an Embedding
-        if io.dtype != "bool":
-            io.vocab_size = vocab_of(model, io.key)
-    tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
-    clocks = {io.key: clocks_mod.BASE for io in inputs if io.has_time}
-    reach: dict = {}          # tensor key -> input frames its windows span before a frame's last input
-    mask_of: dict = {}        # tensor key -> the source of its Keras mask (see _follow_masks)
-    steps, recurrent = [], []
-    blockers = {v: None for v in registry.VARIANTS}
-    fallback = None
-
-    also = {v: [] for v in registry.VARIANTS}     # later layers that block a variant too
-
-    def block(variant, why):
-        if blockers[variant] is None:
-            blockers[variant] = why
-        elif (who := _blocking_layer(why)) and who not in blockers[variant] and who not in also[variant]:
-            also[variant].append(who)
-
-    producer_of: dict = {}    # tensor key -> the layer that computes it
-
-    def walk(fm, key_map):
-        nonlocal fallback
-        readers = _readers(fm, key_map)
-        for node in _nodes(fm):
-            op = node.operation
-            ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
-            state_ts = _flat(node.arguments.kwargs.get("initial_state", node.arguments.kwargs.get("states", [])))
-            states = [key_map.get(_key(t), _key(t)) for t in state_ts]
-            mask_ts = _flat(node.arguments.kwargs.get("mask", []))
-            outs = [_key(t) for t in node.output_tensors]
-            if isinstance(op, keras.Model):  # a nested model: inline its graph
-                inner = _functional(op)
-                sub_map = dict(key_map)
-                for t_in, k in zip(inner.inputs, ins):
-                    sub_map[_key(t_in)] = k
-                walk(inner, sub_map)
-                for t_out, k in zip(inner.outputs, outs):
-                    key_map[k] = sub_map.get(_key(t_out), _key(t_out))
-                continue
-            missing = [k for k in ins + states if k not in tensors]
-            if missing:
-                raise ModelFormatError(f"layer {op.name!r} reads a tensor the walker has not seen; "
-                                       "the model graph is not connected as Keras reports it")
-            has_time = any(tensors[k][2] for k in ins)
-            clock = _clock_in(ins, tensors, clocks, block, f"layer {op.name!r} ({type(op).__name__})")
-            handler = registry.handler_for(op)
-            if handler is not None:
-                handler = handler.bind(_site(node, ins, tensors, producer_of, readers, key_map, clock))
-            step = Step(op, handler, node, ins, states, outs,
-                        [tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time,
-                        clock=clock)
-            if mask_ts:
-                step.mask_key = key_map.get(_key(mask_ts[0]), _key(mask_ts[0]))
-            what = f"layer {op.name!r} ({type(op).__name__})"
-            if handler is None:
-                if _is_recurrent(op):
-                    recurrent.append(op)
-                if has_time:
-                    for v in STREAMING:
-                        block(v, f"{what} has no rnnx handler, so rnnx cannot tell whether it mixes time "
-                                 "steps (register one with exporters.graph.register_layer)")
-            else:
-                for variant in registry.VARIANTS:
-                    why = handler.refuse(op, variant)
-                    if why is not None:
-                        block(variant, f"{what}: {why}")
-                        if variant == "full" and fallback is None:
-                            fallback = f"{what}: {why}"
-                decls = handler.states(op)
-                if _is_recurrent(op):
-                    recurrent.append(op)
-                if decls and not has_time:
-                    # it reads a sequence made inside the call (RepeatVector, a rollout from a last step,
-                    # initial_state= from another layer): it runs whole in every call, carrying nothing
-                    shape = step.in_shapes[0] if step.in_shapes else ()
-                    if len(shape) < 3 or shape[1] is None:
-                        block("unrolled", f"{what} runs over a sequence made inside the model whose length "
-                                          "is not fixed, and unrolled writes every step out")
-                elif decls:
-                    if states:
-                        for v in STREAMING:
-                            block(v, f"{what} reads a sequence and takes its initial state from other tensors "
-                                     "(initial_state=); a stream carries its own states: export it as 'full'")
-                    step.state_index = sum(1 for s in steps if s.state_index is not None)
-                elif has_time and (why := handler.time_refusal(op)) is not None:
-                    for v in STREAMING:
-                        block(v, f"{what}: {why}")
-            keeps = _keeps_time(handler, op, step)
-            out_clock = (handler.time_clock(op) if handler is not None else None) or clock
-            out_reach = max((reach.get(k, 0) for k in ins), default=0)
-            if handler is not None and has_time:
-                out_reach += handler.look_back(op)
-            for k, t in zip(outs, node.output_tensors):
-                tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
-                if tensors[k][2]:
-                    clocks[k], reach[k] = out_clock, out_reach
-            _follow_masks(step, len(steps), handler, mask_of, inputs, block, what, fm is fmodel)
-            if decls_of(step) and getattr(op, "return_state", False):
-                for k in outs[1:]:
-                    shape, dtype, _ = tensors[k]
-                    tensors[k] = (shape, dtype, False)
-                    clocks.pop(k, None)
-            producer_of.update((k, op) for k in outs)
-            steps.append(step)
-
+    walker = _Walker(model, _model_inputs(model, fmodel, time_inputs))
     key_map: dict = {}
-    walk(fmodel, key_map)
-    out_names = _unique(["y"] if len(fmodel.outputs) == 1 else list(fmodel.output_names))
-    outputs = []
-    for t, name in zip(fmodel.outputs, out_names):
-        key = key_map.get(_key(t), _key(t))
-        if key not in tensors:
-            raise ModelFormatError(f"model output {t.name!r} is not produced by any layer the walker saw")
-        shape, dtype, has_time = tensors[key]
-        producer = next((s.layer for s in steps if key in s.out_keys), None)
-        outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer, clock=clocks.get(key),
-                          reach=reach.get(key, 0)))
-    if not any(_is_recurrent(s.layer) for s in steps):
+    walker.walk(fmodel, key_map, top=True)
+    outputs = walker.outputs(fmodel, key_map)
+    if not any(_is_recurrent(s.layer) for s in walker.steps):
         raise ModelFormatError(
             f"model {model.name!r} has no recurrent layer (expected LSTM, GRU, SimpleRNN, RNN or "
             "Bidirectional); rnnx exports recurrent models")
-    taken = {io.name for io in inputs} | {io.name for io in outputs}
-    states = _state_rows(steps, taken)
-    for v in STREAMING:
-        if also[v]:
-            blockers[v] += f"; also refused: {', '.join(also[v][:3])}{', ...' if len(also[v]) > 3 else ''}"
-    result = Plan(inputs, outputs, steps, states, blockers, fallback, recurrent, tensors, clocks)
+    taken = {io.name for io in walker.inputs} | {io.name for io in outputs}
+    result = Plan(walker.inputs, outputs, walker.steps, _state_rows(walker.steps, taken), walker.name_later_blockers(),
+                  walker.fallback, walker.recurrent, walker.tensors, walker.clocks)
     if result.clocked:
-        _on_clock(result, block, taken)
+        _on_clock(result, walker.block, taken)
     _name_time_axes(result)
     return result
+
+
+def _model_inputs(model, fmodel, time_inputs: set) -> list:
+    """One IO per Keras input: `x` alone, else the Keras names; token ids get their vocabulary."""
+    names = _unique(["x"] if len(fmodel.inputs) == 1 else [t.name for t in fmodel.inputs])
+    inputs = [IO(name, _key(t), _shape(t), str(t.dtype), _input_layer_name(t) in time_inputs and len(t.shape) >= 2)
+              for t, name in zip(fmodel.inputs, names)]
+    for io in inputs:   # token ids: integer inputs, and float ones (Keras casts them) that feed an Embedding
+        if io.dtype != "bool":
+            io.vocab_size = vocab_of(model, io.key)
+    return inputs
+
+
+class _Walker:
+    """What `plan` learns walking the Keras graph in order: each tensor's shape, time axis, clock
+    and window reach; the steps; and why a variant cannot be made."""
+
+    def __init__(self, model, inputs: list):
+        self.inputs = inputs
+        self.tensors = {io.key: (io.shape, io.dtype, io.has_time) for io in inputs}
+        self.clocks = {io.key: clocks_mod.BASE for io in inputs if io.has_time}
+        self.reach: dict = {}      # tensor key -> input frames its windows span before a frame's last input
+        self.mask_of: dict = {}    # tensor key -> the source of its Keras mask (see _follow_masks)
+        self.producer_of: dict = {}    # tensor key -> the layer that computes it
+        self.steps, self.recurrent = [], []
+        self.blockers = {v: None for v in registry.VARIANTS}
+        self.also = {v: [] for v in registry.VARIANTS}     # later layers that block a variant too
+        self.fallback = None
+
+    def block(self, variant, why):
+        if self.blockers[variant] is None:
+            self.blockers[variant] = why
+        elif (who := _blocking_layer(why)) and who not in self.blockers[variant] and who not in self.also[variant]:
+            self.also[variant].append(who)
+
+    def name_later_blockers(self) -> dict:
+        """`blockers`, each stream variant's first reason followed by the later layers that block it too."""
+        for v in STREAMING:
+            if self.also[v]:
+                more = ", ..." if len(self.also[v]) > 3 else ""
+                self.blockers[v] += f"; also refused: {', '.join(self.also[v][:3])}{more}"
+        return self.blockers
+
+    def walk(self, fm, key_map: dict, *, top: bool) -> None:
+        import keras
+
+        readers = _readers(fm, key_map)
+        for node in _nodes(fm):
+            if isinstance(node.operation, keras.Model):
+                self._inline(node, key_map)
+            else:
+                self._call(node, key_map, readers, top)
+
+    def _inline(self, node, key_map: dict) -> None:
+        """A nested model: walk its graph with its inputs mapped to the tensors it is called on."""
+        inner = _functional(node.operation)
+        ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
+        sub_map = dict(key_map)
+        for t_in, k in zip(inner.inputs, ins):
+            sub_map[_key(t_in)] = k
+        self.walk(inner, sub_map, top=False)
+        for t_out, t in zip(inner.outputs, node.output_tensors):
+            key_map[_key(t)] = sub_map.get(_key(t_out), _key(t_out))
+
+    def _call(self, node, key_map: dict, readers: dict, top: bool) -> None:
+        step = self._step(node, key_map, readers)
+        op, what = step.layer, f"layer {step.layer.name!r} ({type(step.layer).__name__})"
+        if _is_recurrent(op):
+            self.recurrent.append(op)
+        if step.handler is None:
+            if step.has_time:
+                for v in STREAMING:
+                    self.block(v, f"{what} has no rnnx handler, so rnnx cannot tell whether it mixes time "
+                                  "steps (register one with exporters.graph.register_layer)")
+        else:
+            self._judge(step, what)
+        self._record_outputs(step, node)
+        _follow_masks(step, len(self.steps), step.handler, self.mask_of, self.inputs, self.block, what, top)
+        if decls_of(step) and getattr(op, "return_state", False):
+            for k in step.out_keys[1:]:
+                shape, dtype, _ = self.tensors[k]
+                self.tensors[k] = (shape, dtype, False)
+                self.clocks.pop(k, None)
+        self.producer_of.update((k, op) for k in step.out_keys)
+        self.steps.append(step)
+
+    def _step(self, node, key_map: dict, readers: dict) -> Step:
+        """The Step of one call: its inputs' keys and shapes, its bound handler, its clock."""
+        op, kwargs = node.operation, node.arguments.kwargs
+        ins = [key_map.get(_key(t), _key(t)) for t in _flat(node.arguments.args)]
+        states = [key_map.get(_key(t), _key(t)) for t in _flat(kwargs.get("initial_state", kwargs.get("states", [])))]
+        if any(k not in self.tensors for k in ins + states):
+            raise ModelFormatError(f"layer {op.name!r} reads a tensor the walker has not seen; "
+                                   "the model graph is not connected as Keras reports it")
+        has_time = any(self.tensors[k][2] for k in ins)
+        clock = _clock_in(ins, self.tensors, self.clocks, self.block, f"layer {op.name!r} ({type(op).__name__})")
+        handler = registry.handler_for(op)
+        if handler is not None:
+            handler = handler.bind(_site(node, ins, self.tensors, self.producer_of, readers, key_map, clock))
+        step = Step(op, handler, node, ins, states, [_key(t) for t in node.output_tensors],
+                    [self.tensors[k][0] for k in ins], [_shape(t) for t in node.output_tensors], has_time,
+                    clock=clock)
+        mask_ts = _flat(kwargs.get("mask", []))
+        if mask_ts:
+            step.mask_key = key_map.get(_key(mask_ts[0]), _key(mask_ts[0]))
+        return step
+
+    def _judge(self, step: Step, what: str) -> None:
+        """The variants the handler refuses, and how a stateful layer runs in a stream."""
+        op, handler = step.layer, step.handler
+        for variant in registry.VARIANTS:
+            why = handler.refuse(op, variant)
+            if why is not None:
+                self.block(variant, f"{what}: {why}")
+                if variant == "full" and self.fallback is None:
+                    self.fallback = f"{what}: {why}"
+        decls = handler.states(op)
+        if decls and not step.has_time:
+            # it reads a sequence made inside the call (RepeatVector, a rollout from a last step,
+            # initial_state= from another layer): it runs whole in every call, carrying nothing
+            shape = step.in_shapes[0] if step.in_shapes else ()
+            if len(shape) < 3 or shape[1] is None:
+                self.block("unrolled", f"{what} runs over a sequence made inside the model whose length "
+                                       "is not fixed, and unrolled writes every step out")
+        elif decls:
+            if step.state_keys:
+                for v in STREAMING:
+                    self.block(v, f"{what} reads a sequence and takes its initial state from other tensors "
+                                  "(initial_state=); a stream carries its own states: export it as 'full'")
+            step.state_index = sum(1 for s in self.steps if s.state_index is not None)
+        elif step.has_time and (why := handler.time_refusal(op)) is not None:
+            for v in STREAMING:
+                self.block(v, f"{what}: {why}")
+
+    def _record_outputs(self, step: Step, node) -> None:
+        """Each output's shape, whether it keeps the time axis, its clock and its windows' reach."""
+        op, handler = step.layer, step.handler
+        keeps = _keeps_time(handler, op, step)
+        out_clock = (handler.time_clock(op) if handler is not None else None) or step.clock
+        out_reach = max((self.reach.get(k, 0) for k in step.in_keys), default=0)
+        if handler is not None and step.has_time:
+            out_reach += handler.look_back(op)
+        for k, t in zip(step.out_keys, node.output_tensors):
+            self.tensors[k] = (_shape(t), str(t.dtype), keeps and len(t.shape) >= 2)
+            if self.tensors[k][2]:
+                self.clocks[k], self.reach[k] = out_clock, out_reach
+
+    def outputs(self, fmodel, key_map: dict) -> list:
+        names = _unique(["y"] if len(fmodel.outputs) == 1 else list(fmodel.output_names))
+        outputs = []
+        for t, name in zip(fmodel.outputs, names):
+            key = key_map.get(_key(t), _key(t))
+            if key not in self.tensors:
+                raise ModelFormatError(f"model output {t.name!r} is not produced by any layer the walker saw")
+            _, dtype, has_time = self.tensors[key]
+            producer = next((s.layer for s in self.steps if key in s.out_keys), None)
+            outputs.append(IO(name, key, _shape(t), dtype, has_time, producer=producer, clock=self.clocks.get(key),
+                              reach=self.reach.get(key, 0)))
+        return outputs
 
 
 def _blocking_layer(why: str) -> str | None:
