@@ -82,6 +82,13 @@ def _check_options(variants, chunk, opset, atol, uint8_scale) -> tuple:
     return variants, chunk, opset, float(atol), (float(uint8_scale) if uint8_scale else None)
 
 
+def _check_labels(labels: list | None, plan) -> None:
+    first = plan.outputs[0]
+    n_out = first.shape[-1] if len(first.shape) > 1 else None
+    if labels is not None and n_out is not None and len(labels) != n_out:
+        raise ConfigError(f"{len(labels)} labels given; the model output has {n_out} values per prediction")
+
+
 def _check_frame_rate(frame_rate) -> float | None:
     if frame_rate is None:
         return None
@@ -191,10 +198,7 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     variants, skipped = _choose_variants(plan, variants, explicit, dynamic_time)
     for variant, why in skipped.items():
         say(f"{variant}: skipped: {why}")
-    first_out = plan.outputs[0]
-    n_out = first_out.shape[-1] if len(first_out.shape) > 1 else None
-    if label_list is not None and n_out is not None and len(label_list) != n_out:
-        raise ConfigError(f"{len(label_list)} labels given; the model output has {n_out} values per prediction")
+    _check_labels(label_list, plan)
     streaming = any(v != "full" for v in variants)
     xs, sample_source = _samples(samples, plan, dynamic_time, model, chunk, streaming)
     steps = _steps(plan, xs)
@@ -202,51 +206,81 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     say(f"loaded {source['name']!r} ({len(model.layers)} layers, {len(plan.recurrent)} recurrent); "
         f"validating on {xs[0].shape[0]} {sample_source} samples" + (f" of {steps} steps" if steps else ""))
 
-    keras_full = _keras(ref, xs)
-    built, entries, cache, full_session = {}, {}, {}, None
-    fixed_time = None
-    for variant in variants:
-        try:
-            proto, entry, session, fixed_time = _build_and_validate(
-                variant, plan, ref, xs, keras_full, full_session, dynamic_time=dynamic_time, chunk=chunk,
-                opset=opset, atol=atol, name=source["name"], cache=cache, say=say, fixed_time=fixed_time)
-        except UnsupportedLayerError as exc:
-            if explicit or variant != "full" or len(variants) == 1:
-                raise
-            skipped["full"] = str(exc)  # no full at all; the streams are still exact
-            say(f"full: skipped: {exc}")
-            continue
-        full_session = session if variant == "full" else full_session
-        meta = metadata.describe(
-            variant=variant, chunk=chunk, inputs=_io_rows(plan.inputs, variant, chunk, fixed_time),
-            outputs=_io_rows(plan.outputs, variant, chunk, fixed_time, plan.clocked and variant != "full"),
-            labels=label_list, uint8_scale=uint8_scale, source=source, parity=entry["parity"],
-            states=plan.states if variant != "full" else [], flush=_flush(plan, variant), frame_rate=frame_rate)
-        metadata.attach(proto, meta)
-        _say_timing(variant, meta, say)
-        built[f"{variant}.onnx"] = _serialize(proto)
-        _check_readable(variant, built[f"{variant}.onnx"])
-        entries[variant] = _variant_entry(variant, proto, built[f"{variant}.onnx"], entry)
-
-    report = {
-        "format": 2,
-        "source": source,
-        "input": _io_entry(plan.inputs[0], dynamic_time and fixed_time is None),
-        "output": {**_io_entry(first_out, dynamic_time and fixed_time is None), "labels": label_list},
-        "inputs": [_io_entry(io, dynamic_time and fixed_time is None) for io in plan.inputs],
-        "outputs": [_io_entry(io, dynamic_time and fixed_time is None) for io in plan.outputs],
-        "recurrent_layers": [_layer_entry(k, layer) for k, layer in enumerate(plan.recurrent)],
-        "chunk": chunk, "opset": opset, "atol": atol,
-        "samples": {"source": sample_source, "n": int(xs[0].shape[0]), "steps": steps},
-        "variants": entries,
-        "skipped": skipped,
-    }
+    opts = _Settings(chunk=chunk, opset=opset, atol=atol, labels=label_list, uint8_scale=uint8_scale,
+                     frame_rate=frame_rate, source=source, dynamic_time=dynamic_time)
+    built, entries, fixed_time = _build_variants(variants, plan, ref, xs, opts, skipped, say, explicit=explicit)
+    report = _export_report(plan, opts, fixed_time, sample_source, xs, entries, skipped)
     report = write_set(out, built, REPORT_NAME, report, replaces=[f"{v}.onnx" for v in VARIANTS])
     paths = {v: out / f"{v}.onnx" for v in entries}
     for variant in entries:
         say(f"{variant}: wrote {paths[variant]} ({entries[variant]['file_bytes']} bytes)")
     say(f"wrote {out / REPORT_NAME}")
     return ExportResult(paths=paths, report=report)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """An export's checked options and what it learned of the model before building."""
+
+    chunk: int
+    opset: int
+    atol: float
+    labels: list | None
+    uint8_scale: float | None
+    frame_rate: float | None
+    source: dict
+    dynamic_time: bool
+
+
+def _build_variants(variants, plan, ref, xs, opts: _Settings, skipped: dict, say, *, explicit: bool) -> tuple:
+    """Build, validate and describe each variant: ({file: bytes}, {variant: report entry}, fixed time or None).
+
+    A `full` rnnx cannot make (and tf2onnx cannot either) is skipped with the reason when the
+    variants were not asked for by name; the streams are still exact."""
+    keras_full = _keras(ref, xs)
+    built, entries, cache, full_session, fixed_time = {}, {}, {}, None, None
+    for variant in variants:
+        try:
+            proto, entry, session, fixed_time = _build_and_validate(
+                variant, plan, ref, xs, keras_full, full_session, dynamic_time=opts.dynamic_time, chunk=opts.chunk,
+                opset=opts.opset, atol=opts.atol, name=opts.source["name"], cache=cache, say=say,
+                fixed_time=fixed_time)
+        except UnsupportedLayerError as exc:
+            if explicit or variant != "full" or len(variants) == 1:
+                raise
+            skipped["full"] = str(exc)
+            say(f"full: skipped: {exc}")
+            continue
+        full_session = session if variant == "full" else full_session
+        meta = metadata.describe(
+            variant=variant, chunk=opts.chunk, inputs=_io_rows(plan.inputs, variant, opts.chunk, fixed_time),
+            outputs=_io_rows(plan.outputs, variant, opts.chunk, fixed_time, plan.clocked and variant != "full"),
+            labels=opts.labels, uint8_scale=opts.uint8_scale, source=opts.source, parity=entry["parity"],
+            states=plan.states if variant != "full" else [], flush=_flush(plan, variant), frame_rate=opts.frame_rate)
+        metadata.attach(proto, meta)
+        _say_timing(variant, meta, say)
+        built[f"{variant}.onnx"] = _serialize(proto)
+        _check_readable(variant, built[f"{variant}.onnx"])
+        entries[variant] = _variant_entry(variant, proto, built[f"{variant}.onnx"], entry)
+    return built, entries, fixed_time
+
+
+def _export_report(plan, opts: _Settings, fixed_time, sample_source: str, xs, entries: dict, skipped: dict) -> dict:
+    """export.json's content (write_set adds each file's size and sha256)."""
+    dynamic = opts.dynamic_time and fixed_time is None
+    return {
+        "format": 2,
+        "source": opts.source,
+        "input": _io_entry(plan.inputs[0], dynamic),
+        "output": {**_io_entry(plan.outputs[0], dynamic), "labels": opts.labels},
+        "inputs": [_io_entry(io, dynamic) for io in plan.inputs],
+        "outputs": [_io_entry(io, dynamic) for io in plan.outputs],
+        "recurrent_layers": [_layer_entry(k, layer) for k, layer in enumerate(plan.recurrent)],
+        "chunk": opts.chunk, "opset": opts.opset, "atol": opts.atol,
+        "samples": {"source": sample_source, "n": int(xs[0].shape[0]), "steps": _steps(plan, xs)},
+        "variants": entries,
+        "skipped": skipped,
+    }
 
 
 def _say_timing(variant: str, meta: dict, say) -> None:

@@ -85,6 +85,29 @@ class _Port:
         return text
 
 
+def _chunk_of(loaded, contract, shapes: list, batch: int) -> int:
+    """The steps per call a stream file takes, its inputs' shapes checked against `batch`."""
+    chunk = contract.chunk
+    for spec, shape in zip(contract.inputs, shapes):
+        if spec.time_axis not in (None, 1):
+            raise ModelFormatError(f"{loaded.path}: stream input {spec.name!r} must be (batch, chunk, "
+                                   f"features...); metadata says time axis {spec.time_axis}")
+        if shape[0] is not None and shape[0] != batch:
+            raise StateError(f"{loaded.path} was exported for exactly {shape[0]} stream(s); got batch={batch}")
+        if spec.time_axis is not None and chunk is None:
+            chunk = shape[1]
+        rest = shape[2:] if spec.time_axis is not None else shape[1:]
+        if any(d is None for d in rest):
+            raise ModelFormatError(f"{loaded.path}: stream input {spec.name!r} needs a fixed feature "
+                                   f"shape; metadata says shape {list(spec.shape)}")
+    if chunk is None:
+        if any(spec.time_axis is not None for spec in contract.inputs):
+            raise ModelFormatError(f"{loaded.path}: a stream model needs a fixed chunk; metadata says "
+                                   f"chunk null and input shapes {[list(s.shape) for s in contract.inputs]}")
+        chunk = 1
+    return int(chunk)
+
+
 class StreamingModel(ModelBase):
     """Feed a recurrent model one chunk (or frame) at a time, states carried inside.
 
@@ -131,48 +154,33 @@ class StreamingModel(ModelBase):
             raise StateError(f"batch must be a positive number of streams; got {batch!r}")
         batch = int(batch)
         shapes = [loaded.input_shape(spec.name, spec.shape) for spec in contract.inputs]
-        chunk = contract.chunk
-        for spec, shape in zip(contract.inputs, shapes):
-            if spec.time_axis not in (None, 1):
-                raise ModelFormatError(f"{loaded.path}: stream input {spec.name!r} must be (batch, chunk, "
-                                       f"features...); metadata says time axis {spec.time_axis}")
-            if shape[0] is not None and shape[0] != batch:
-                raise StateError(f"{loaded.path} was exported for exactly {shape[0]} stream(s); got batch={batch}")
-            if spec.time_axis is not None and chunk is None:
-                chunk = shape[1]
-            rest = shape[2:] if spec.time_axis is not None else shape[1:]
-            if any(d is None for d in rest):
-                raise ModelFormatError(f"{loaded.path}: stream input {spec.name!r} needs a fixed feature "
-                                       f"shape; metadata says shape {list(spec.shape)}")
-        if chunk is None:
-            if any(spec.time_axis is not None for spec in contract.inputs):
-                raise ModelFormatError(f"{loaded.path}: a stream model needs a fixed chunk; metadata says "
-                                       f"chunk null and input shapes {[list(s.shape) for s in contract.inputs]}")
-            chunk = 1
-
-        self._loaded = loaded
-        self._session = loaded.session
-        self.contract = contract
-        self._batch = batch
-        self.chunk = int(chunk)
+        self._loaded, self._session, self.contract = loaded, loaded.session, contract
+        self._batch, self.chunk = batch, _chunk_of(loaded, contract, shapes, batch)
         self._lock = threading.Lock()
         self._ports = [_Port(spec, shape, loaded.input_dtype(spec.name), batch, self.chunk)
                        for spec, shape in zip(contract.inputs, shapes)]
         self._timed = [p for p in self._ports if p.timed] or self._ports[:1]
         self.features = self._ports[0].features
-        self._specs = contract.states
-        self._state_dtypes = [loaded.input_dtype(s.input) for s in self._specs]
-        self._state_shapes = [(batch,) + tuple(s.shape[1:]) for s in self._specs]
+        self._init_states()
+        self._init_outputs_and_runs()
+        self._init_fast_path()
+
+    def _init_states(self) -> None:
+        """Initial values, and two sets of state buffers: binding p reads _states[p] and writes _states[1 - p]."""
+        self._specs = self.contract.states
+        self._state_dtypes = [self._loaded.input_dtype(s.input) for s in self._specs]
+        self._state_shapes = [(self._batch,) + tuple(s.shape[1:]) for s in self._specs]
         self._inits = [np.full(shp, s.init, dt)
                        for s, shp, dt in zip(self._specs, self._state_shapes, self._state_dtypes)]
-        self._out_specs = contract.outputs
-        self._flush = contract.flush
+        self._states = [[init.copy() for init in self._inits] for _ in range(2)]
+        self._parity = 0
+
+    def _init_outputs_and_runs(self) -> None:
+        self._out_specs = self.contract.outputs
+        self._flush = self.contract.flush
         self._ybufs = self._probe_outputs()
         self._yviews = ([_output_views(y, spec.per_step) for y, spec in zip(self._ybufs, self._out_specs)]
                         if self._flush is None else [])
-        # two sets of state buffers: binding p reads _states[p] and writes _states[1 - p]
-        self._states = [[init.copy() for init in self._inits] for _ in range(2)]
-        self._parity = 0
         if self._flush is None:
             self._bindings = [self._bind(p) for p in range(2)]
             self._runs = self._runners()
@@ -181,7 +189,8 @@ class StreamingModel(ModelBase):
             self._emitted: list = []
             self._runs = [functools.partial(self._run_clocked, p) for p in range(2)]
 
-        # the fast path of step(): one input, one output
+    def _init_fast_path(self) -> None:
+        """The fast path of step(): one input, one output."""
         port = self._ports[0]
         self._single = len(self._ports) == 1 and len(self._ybufs) == 1
         self._checker = port.checker

@@ -28,6 +28,7 @@ was asked for explicitly (``strict_providers``), then it raises ProviderError.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,49 @@ def benchmark(target, *, keras=None, x=None, y=None, providers=None, strict_prov
         ProviderError, ConfigError.
     """
     say = progress or (lambda _m: None)
+    setup = _setup(target, keras, x, y, providers, strict_providers, batches, threads, reps, rounds, block_ms,
+                   streams, sweep, say)
+    started = time.time()
+    result = {"format": FORMAT, "model": name or Path(target).stem, "target": str(target),
+              "machine": bench_machine.describe_machine(), "settings": setup.settings,
+              "data": {**setup.data_info, "samples": int(setup.x.shape[0]), "shape": list(setup.x.shape),
+                       "labels": setup.y is not None},
+              "skipped_providers": setup.skipped, "notes": [], "keras": None, "baselines": [], "rows": []}
+    load = [bench_machine.load_sample()]
+    timed, meta, reference, ref_name = _time_engines(result, setup, keras, litert, say)
+    for got in timed.values():
+        load += got["load"]
+    _fill_result(result, setup, timed, meta, reference, ref_name, say)
+    load.append(bench_machine.load_sample())
+    result["load"] = bench_machine.load_summary(load, bench_machine.usable_cores())
+    if result["load"]["warning"]:
+        result["notes"].append("load: " + result["load"]["warning"])
+        say("warning: " + result["load"]["warning"])
+    result["seconds"] = round(time.time() - started, 1)
+    return result
+
+
+@dataclass
+class _Setup:
+    """What a benchmark measures: the files, the inputs, the providers and a timing plan per thread setting."""
+
+    infos: list
+    x: object
+    y: object
+    data_info: dict
+    providers: list
+    skipped: list
+    plans: dict
+    settings: dict
+    t1: str          # the thread setting with the fewest threads (the sweep's)
+
+    @property
+    def most_threads(self) -> int:
+        return max(self.settings["threads"].values())
+
+
+def _setup(target, keras, x, y, providers, strict_providers, batches, threads, reps, rounds, block_ms, streams,
+           sweep, say) -> _Setup:
     reps, rounds = _positive(reps, "reps"), _positive(rounds, "rounds")
     block_ms = _positive(block_ms, "block_ms", float)
     threads, batches, streams = thread_settings(threads), batch_sizes(batches), stream_counts(streams)
@@ -303,60 +347,57 @@ def benchmark(target, *, keras=None, x=None, y=None, providers=None, strict_prov
     if data_info["source"] == "random":
         say(f"no data given: {x.shape[0]} random inputs of {data_info['steps']} steps ({data_info['steps_from']}), "
             f"uniform in {data_info['range']} ({data_info['range_from']})")
-    started = time.time()
     calls = max(1, -(-reps // rounds))
     t1 = min(threads, key=lambda k: threads[k])
     plans = {label: plan_for(infos, label=label, threads=count, providers=providers, batches=batches,
                              rounds=rounds, calls=calls, block_ms=block_ms, streams=streams,
                              sweep=lengths if label == t1 else [])
              for label, count in threads.items()}
-    result = {"format": FORMAT, "model": name or Path(target).stem, "target": str(target),
-              "machine": bench_machine.describe_machine(),
-              "settings": {"batches": batches, "threads": threads, "reps": reps, "rounds": rounds,
-                           "calls_per_block": calls, "block_ms": block_ms, "streams": streams,
-                           "sweep": lengths, "providers": providers},
-              "data": {**data_info, "samples": int(x.shape[0]), "shape": list(x.shape), "labels": y is not None},
-              "skipped_providers": skipped, "notes": [], "keras": None, "baselines": [], "rows": []}
-    load = [bench_machine.load_sample()]
+    settings = {"batches": batches, "threads": threads, "reps": reps, "rounds": rounds, "calls_per_block": calls,
+                "block_ms": block_ms, "streams": streams, "sweep": lengths, "providers": providers}
+    return _Setup(infos, x, y, data_info, providers, skipped, plans, settings, t1)
+
+
+def _time_engines(result: dict, setup: _Setup, keras, litert: bool, say) -> tuple:
+    """(timings per thread setting, the Keras worker's meta, reference outputs, their name): the
+    Keras/TF/LiteRT workers run the plans when there is a Keras model, else onnxruntime here;
+    without Keras outputs the reference is the fp32 full file."""
     timed, meta, reference, ref_name = {}, {}, None, None
     if keras is not None:
-        got = _workers(result, keras, x, infos, plans, litert, say)
+        got = _workers(result, keras, setup.x, setup.infos, setup.plans, litert, say)
         timed, meta, reference = got["timed"], got["meta"], got["keras_outputs"]
         ref_name = "keras" if reference is not None else None
     else:
         result["notes"].append("no Keras model given: no TensorFlow/LiteRT baselines; parity is against "
                                "the fp32 full ONNX file")
-    for label, plan in plans.items():
+    for label, plan in setup.plans.items():
         if label not in timed:                       # no Keras model, or its worker crashed
-            timed[label] = run_plan(plan, x, progress=say)
-    for got in timed.values():
-        load += got["load"]
+            timed[label] = run_plan(plan, setup.x, progress=say)
     if reference is None:
-        full = next((i for i in infos if i["variant"] == "full" and i["precision"] == "fp32"), None)
+        full = next((i for i in setup.infos if i["variant"] == "full" and i["precision"] == "fp32"), None)
         if full is not None:
-            reference = bench_onnx.outputs(Path(full["path"]), full, x, "cpu", max(threads.values()))
+            reference = bench_onnx.outputs(Path(full["path"]), full, setup.x, "cpu", setup.most_threads)
             ref_name = f"onnx:{full['file']}"
+    return timed, meta, reference, ref_name
+
+
+def _fill_result(result: dict, setup: _Setup, timed: dict, meta: dict, reference, ref_name, say) -> None:
+    """One row per file and provider (accuracy, parity, timings), the baselines and the sweep."""
     result["parity_reference"] = ref_name
-    for provider in providers:
-        for info in infos:
-            row = bench_onnx.file_row(info, provider, x, y, reference, threads=max(threads.values()))
+    for provider in setup.providers:
+        for info in setup.infos:
+            row = bench_onnx.file_row(info, provider, setup.x, setup.y, reference, threads=setup.most_threads)
             row["parity_reference"] = ref_name
             result["rows"].append(row)
-    fill_rows(result["rows"], infos, timed, batches, streams)
-    result["baselines"] = baseline_rows(timed, meta, batches, providers)
-    _litert_accuracy(result, y)
-    result["sweep"] = sweep_table(timed, infos, t1, lengths, providers[0])
+    batches, streams = setup.settings["batches"], setup.settings["streams"]
+    fill_rows(result["rows"], setup.infos, timed, batches, streams)
+    result["baselines"] = baseline_rows(timed, meta, batches, setup.providers)
+    _litert_accuracy(result, setup.y)
+    result["sweep"] = sweep_table(timed, setup.infos, setup.t1, setup.settings["sweep"], setup.providers[0])
     result["timing_skipped"] = {label: {g: s for g, s in got["skipped"].items() if s}
                                 for label, got in timed.items()}
     for k, row in enumerate(result["rows"], 1):
         say(f"[{k}/{len(result['rows'])}] {row_line(row)}")
-    load.append(bench_machine.load_sample())
-    result["load"] = bench_machine.load_summary(load, bench_machine.usable_cores())
-    if result["load"]["warning"]:
-        result["notes"].append("load: " + result["load"]["warning"])
-        say("warning: " + result["load"]["warning"])
-    result["seconds"] = round(time.time() - started, 1)
-    return result
 
 
 def _workers(result, keras, x, infos, plans, litert, say) -> dict:
