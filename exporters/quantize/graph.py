@@ -221,13 +221,26 @@ def fold_round_trips(model) -> int:
 
 
 def _fold_once(model) -> int:
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     g = model.graph
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer = {out: node for node in g.node for out in node.output}
     outputs = {o.name for o in g.output}
     protected = outputs | {i.name for i in g.input} | set(consts)
+    removed = _fold_squeezes(g, consts, outputs)
+    kept = _outputs_written_by_producers(g, outputs, protected)
+    removed += len(g.node) - len(kept)
+    removed += _drop_dead(g, kept)
+    _drop_unused_initializers(g)
+    return removed
+
+
+def _fold_squeezes(g, consts: dict, outputs: set) -> int:
+    """Squeeze(Unsqueeze(x)) -> x (or one Unsqueeze of the axes left), Squeeze(Transpose(x)) of an
+    axis whose removal leaves the order -> Squeeze(x); returns the nodes removed."""
+    from onnx import helper
+
+    producer = {out: node for node in g.node for out in node.output}
     rename: dict = {}
     removed = 0
     new_nodes = []
@@ -239,43 +252,47 @@ def _fold_once(model) -> int:
 
     for node in g.node:
         src = producer.get(resolve(node.input[0])) if node.input else None
-        if node.op_type == "Squeeze" and src is not None and src.domain in ("", "ai.onnx"):
-            axes = _axes(node, consts)
-            inserted = _axes(src, consts) if src.op_type == "Unsqueeze" else None
-            if (inserted is not None and axes is not None and min(axes + inserted) >= 0
-                    and set(axes) <= set(inserted)):
-                left = sorted(set(inserted) - set(axes))
-                if not left:
-                    target = resolve(src.input[0])
-                else:  # fewer axes inserted than dropped: one Unsqueeze of what remains
-                    left = [p - sum(q < p for q in axes) for p in left]
-                    new_nodes.append(_axes_op(g, consts, "Unsqueeze", node, resolve(src.input[0]), left))
-                    producer[node.output[0]] = new_nodes[-1]
-                    continue
-            elif src.op_type == "Transpose" and axes is not None and len(axes) == 1:
-                perm = [int(p) for attr in src.attribute if attr.name == "perm" for p in attr.ints]
-                dropped = axes[0] % len(perm) if perm else None
-                rest = [p for i, p in enumerate(perm) if i != dropped]
-                if not perm or rest != sorted(rest):
-                    new_nodes.append(node)
-                    continue
-                new_nodes.append(_axes_op(g, consts, "Squeeze", node, resolve(src.input[0]), [perm[dropped]]))
+        if node.op_type != "Squeeze" or src is None or src.domain not in ("", "ai.onnx"):
+            new_nodes.append(node)
+            continue
+        axes = _axes(node, consts)
+        inserted = _axes(src, consts) if src.op_type == "Unsqueeze" else None
+        if (inserted is not None and axes is not None and min(axes + inserted) >= 0
+                and set(axes) <= set(inserted)):
+            left = sorted(set(inserted) - set(axes))
+            if left:  # fewer axes inserted than dropped: one Unsqueeze of what remains
+                left = [p - sum(q < p for q in axes) for p in left]
+                new_nodes.append(_axes_op(g, consts, "Unsqueeze", node, resolve(src.input[0]), left))
                 producer[node.output[0]] = new_nodes[-1]
                 continue
-            else:
-                new_nodes.append(node)
-                continue
-            if node.output[0] in outputs:
-                new_nodes.append(helper.make_node("Identity", [target], [node.output[0]], name=node.name))
-            else:
-                rename[node.output[0]] = target
-                removed += 1
+            target = resolve(src.input[0])
+        elif src.op_type == "Transpose" and axes is not None and len(axes) == 1:
+            perm = [int(p) for attr in src.attribute if attr.name == "perm" for p in attr.ints]
+            dropped = axes[0] % len(perm) if perm else None
+            rest = [p for i, p in enumerate(perm) if i != dropped]
+            if perm and rest == sorted(rest):
+                node = _axes_op(g, consts, "Squeeze", node, resolve(src.input[0]), [perm[dropped]])
+                producer[node.output[0]] = node
+            new_nodes.append(node)
             continue
-        new_nodes.append(node)
+        else:
+            new_nodes.append(node)
+            continue
+        if node.output[0] in outputs:
+            new_nodes.append(helper.make_node("Identity", [target], [node.output[0]], name=node.name))
+        else:
+            rename[node.output[0]] = target
+            removed += 1
     del g.node[:]
     g.node.extend(new_nodes)
     _rename_inputs(g, {k: resolve(k) for k in rename})
-    # an Identity into a graph output: let the producer write the output itself
+    return removed
+
+
+def _outputs_written_by_producers(g, outputs: set, protected: set) -> set:
+    """An Identity into a graph output: let the producer write the output itself. Returns the
+    nodes left (the message objects of `g.node`, while this function holds them: their ids are
+    only stable while referenced)."""
     producer = {out: node for node in g.node for out in node.output}
     drop = set()
     for node in g.node:
@@ -290,11 +307,7 @@ def _fold_once(model) -> int:
         _rename_inputs(g, {t: out})
         drop.add(id(node))
         protected.add(out)
-    kept = [n for n in g.node if id(n) not in drop]
-    removed += len(drop)
-    removed += _drop_dead(g, kept)
-    _drop_unused_initializers(g)
-    return removed
+    return [n for n in g.node if id(n) not in drop]
 
 
 def _axes_op(graph, consts: dict, op: str, like, source: str, axes: list):

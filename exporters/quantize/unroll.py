@@ -160,46 +160,15 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, f
     split2 = b.const("split2", np.array([H, H], np.int64))
     h = _initial(b, ins[5], axes0)
     if steps == 1 and fuse:
-        # one step: a single MatMul of [x, h] with the weights of both, as columns
-        # [z r (x and h) | h-candidate from x | from h (lbr)]; one integer GEMM once quantized
-        I = Wt.shape[0]
-        cols = [np.concatenate([Wt[:, :2 * H], Rt[:, :2 * H]]), np.concatenate([Wt[:, 2 * H:], np.zeros((H, H))])]
-        bias = [bx[:2 * H], bx[2 * H:]]
-        if lbr:
-            cols.append(np.concatenate([np.zeros((I, H)), Rt[:, 2 * H:]]))
-            bias.append(rb[2 * H:])
-        b.zero_weights += (I + H) * H if lbr else H * H
-        gates = _one_step_gates(b, ins, h, np.concatenate(cols, axis=1), np.concatenate(bias), axes0)
-        sizes = [2 * H, H] + ([H] if lbr else [])
-        parts = b.op("Split", [gates, b.const("split_gates", np.array(sizes, np.int64))], "t0_split",
-                     n_out=len(sizes), axis=-1)
-        zr_in, xh = parts[0], parts[1]
-        hh = parts[2] if lbr else None
-        step_parts = lambda t: (zr_in, xh, hh)  # noqa: E731
+        fixed = _gru_fused_step(b, ins, h, Wt, Rt, bx, rb, H, lbr, axes0)
+        step_parts = lambda t, h: fixed  # noqa: E731
     else:
-        xw = b.op("MatMul", [ins[0], b.const("Wt", Wt, exact=f"{_stem(ins[1])}_Wt")], "xw")
-        xw = b.op("Add", [xw, b.const("bx", bx.astype(np.float32), exact=f"{_stem(ins[1])}_bx")], "xw_b")
-        if lbr:
-            r_all = b.const("Rt", Rt, exact=f"{_stem(ins[1])}_Rt")
-            bh = b.const("bh", np.concatenate([np.zeros(2 * H), rb[2 * H:]]).astype(np.float32),
-                         exact=f"{_stem(ins[1])}_bh")
-        else:
-            r_zr = b.const("Rt_zr", np.ascontiguousarray(Rt[:, :2 * H]), exact=f"{_stem(ins[1])}_Rt_zr")
-
-        def step_parts(t):
-            xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
-            xzr, xh = b.op("Split", [xt, split_zr], f"t{t}_xgates", n_out=2, axis=-1)
-            if lbr:
-                hr = b.op("Add", [b.op("MatMul", [h, r_all], f"t{t}_hr"), bh], f"t{t}_hr_b")
-                hzr, hh = b.op("Split", [hr, split_zr], f"t{t}_hgates", n_out=2, axis=-1)
-            else:
-                hzr, hh = b.op("MatMul", [h, r_zr], f"t{t}_hr"), None
-            return b.op("Add", [xzr, hzr], f"t{t}_zr_in"), xh, hh
+        step_parts = _gru_step_inputs(b, ins, Wt, Rt, bx, rb, H, lbr, split_zr)
     if not lbr:
         r_h = b.const("Rt_h", np.ascontiguousarray(Rt[:, 2 * H:]), exact=f"{_stem(ins[1])}_Rt_h")
     ys = []
     for t in range(steps):
-        zr_in, xh, hh = step_parts(t)
+        zr_in, xh, hh = step_parts(t, h)
         # z and r are side by side: one activation over both
         z, r = b.op("Split", [_act(b, f, zr_in, f"t{t}_zr"), split2], f"t{t}_zr_split", n_out=2, axis=-1)
         if lbr:
@@ -211,6 +180,49 @@ def _gru(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, f
         h = b.op("Add", [n, b.op("Mul", [z, b.op("Sub", [h, n], f"t{t}_hn")], f"t{t}_zhn")], f"t{t}_h")
         ys.append(h)
     return _outputs(b, node, ys, [h], axes0, axes01)
+
+
+def _gru_fused_step(b: _Builder, ins, h, Wt, Rt, bx, rb, H: int, lbr: bool, axes0: str) -> tuple:
+    """One step: a single MatMul of [x, h] with the weights of both, as columns
+    [z r (x and h) | h-candidate from x | from h (lbr)]; one integer GEMM once quantized.
+    Returns the step's (z r pre-activation, x's candidate part, h's candidate part or None)."""
+    I = Wt.shape[0]
+    cols = [np.concatenate([Wt[:, :2 * H], Rt[:, :2 * H]]), np.concatenate([Wt[:, 2 * H:], np.zeros((H, H))])]
+    bias = [bx[:2 * H], bx[2 * H:]]
+    if lbr:
+        cols.append(np.concatenate([np.zeros((I, H)), Rt[:, 2 * H:]]))
+        bias.append(rb[2 * H:])
+    b.zero_weights += (I + H) * H if lbr else H * H
+    gates = _one_step_gates(b, ins, h, np.concatenate(cols, axis=1), np.concatenate(bias), axes0)
+    sizes = [2 * H, H] + ([H] if lbr else [])
+    parts = b.op("Split", [gates, b.const("split_gates", np.array(sizes, np.int64))], "t0_split",
+                 n_out=len(sizes), axis=-1)
+    return parts[0], parts[1], (parts[2] if lbr else None)
+
+
+def _gru_step_inputs(b: _Builder, ins, Wt, Rt, bx, rb, H: int, lbr: bool, split_zr: str):
+    """The input projection of every step (one MatMul), and a function (t, h) -> step t's
+    (z r pre-activation, x's candidate part, h's candidate part or None)."""
+    xw = b.op("MatMul", [ins[0], b.const("Wt", Wt, exact=f"{_stem(ins[1])}_Wt")], "xw")
+    xw = b.op("Add", [xw, b.const("bx", bx.astype(np.float32), exact=f"{_stem(ins[1])}_bx")], "xw_b")
+    if lbr:
+        r_all = b.const("Rt", Rt, exact=f"{_stem(ins[1])}_Rt")
+        bh = b.const("bh", np.concatenate([np.zeros(2 * H), rb[2 * H:]]).astype(np.float32),
+                     exact=f"{_stem(ins[1])}_bh")
+    else:
+        r_zr = b.const("Rt_zr", np.ascontiguousarray(Rt[:, :2 * H]), exact=f"{_stem(ins[1])}_Rt_zr")
+
+    def step_parts(t, h):
+        xt = b.op("Gather", [xw, b.const(f"t{t}", np.array(t, np.int64))], f"x{t}", axis=0)
+        xzr, xh = b.op("Split", [xt, split_zr], f"t{t}_xgates", n_out=2, axis=-1)
+        if lbr:
+            hr = b.op("Add", [b.op("MatMul", [h, r_all], f"t{t}_hr"), bh], f"t{t}_hr_b")
+            hzr, hh = b.op("Split", [hr, split_zr], f"t{t}_hgates", n_out=2, axis=-1)
+        else:
+            hzr, hh = b.op("MatMul", [h, r_zr], f"t{t}_hr"), None
+        return b.op("Add", [xzr, hzr], f"t{t}_zr_in"), xh, hh
+
+    return step_parts
 
 
 def _lstm(b: _Builder, node, attrs, inits, steps: int, axes0: str, axes01: str, fuse: bool) -> list:
