@@ -22,7 +22,7 @@ from pathlib import Path
 
 from exporters import atomic
 from exporters.bench.machine import summary
-from exporters.bench.text import (all_threads, baseline, big_batch, data_line, headline, load_line, one_thread,
+from exporters.bench.text import (all_threads, baselines_shown, big_batch, data_line, headline, load_line, one_thread,
                                   ratio_text, winner_margin)
 from exporters.errors import ConfigError, RnnxError
 from pipeline import models, report_plots
@@ -152,14 +152,10 @@ def model_section(name: str, res: dict) -> list[str]:
     lines += ["", f"Baselines on the same inputs (p50 at batch 1 on {t1} thread; throughput at batch "
               f"{bb or '-'} on {tall} threads):", "",
               "| baseline | provider | p50 ms | p99 ms | samples/s | accuracy | note |", "|---|---|---|---|---|---|---|"]
-    for base in res.get("baselines", []):
-        if base["threads"] != t1:
-            continue
+    for base, thr in baselines_shown(res, t1, tall, bb):
         if base["status"] != "ok":
             lines.append(f"| {base['name']} | {base['provider']} | – | – | – | – | not run: {base['reason']} |")
             continue
-        other = baseline(res, base["name"], base["provider"], tall) or {}
-        thr = (other.get("throughput") or {}).get(bb) if bb else None
         note = "" if thr else "no throughput: " + base.get("throughput_reason", "not measured")
         if base.get("method"):
             note = f"converted as {base['method']}; {note}".strip("; ")

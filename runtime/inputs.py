@@ -191,6 +191,31 @@ class InputChecker:
             f"max {hi:g}{hint}")
 
 
+def buffer_check(checker: "InputChecker", buf: np.ndarray):
+    """The hot path's value check of a fixed input buffer, as a zero-argument callable.
+
+    Cheap first: one integer max over the bits of a [0, hi] float32 input, or one dot product
+    (finite only when every value is) for other float inputs; the full `check_values` (naming the
+    bad value) only when that fails, or for inputs with another range or kind."""
+    flat = buf.reshape(-1)
+    if checker.bits_limit is not None:
+        bits, limit, umax = flat.view(np.uint32), checker.bits_limit, np.maximum.reduce
+
+        def check():
+            if umax(bits) > limit:
+                checker.check_values(buf)
+    elif checker.value_range is None and buf.dtype.kind == "f":
+        dot, isfinite = np.dot, math.isfinite
+
+        def check():
+            if not isfinite(dot(flat, flat)):
+                checker.check_values(buf)
+    else:
+        def check():
+            checker.check_values(buf)
+    return check
+
+
 def _bits_limit(dtype: np.dtype, value_range: tuple[float, float] | None) -> np.uint32 | None:
     """For float32 inputs in [0, hi]: the largest uint32 bit pattern of an accepted value.
 

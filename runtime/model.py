@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Mapping
 
@@ -10,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InputShapeError, ModelFormatError, SettingError
-from .inputs import InputChecker
+from .inputs import InputChecker, buffer_check
 from .pickling import reopen_model, shipped_settings
 from .session import LoadedModel, ModelBase, open_model
 from .streaming import bound_runner
@@ -20,9 +19,6 @@ BOUND_SHAPES = 4              # input shapes that get a pre-bound fast path
 BOUND_MAX_ELEMENTS = 1 << 20  # larger inputs always take the general path (no extra buffers)
 
 _copyto = np.copyto
-_dot = np.dot
-_isfinite = math.isfinite
-_umax = np.maximum.reduce
 
 
 class _Bound:
@@ -33,8 +29,7 @@ class _Bound:
     def __init__(self, session: ort.InferenceSession, checker: InputChecker, shape: tuple,
                  out_names: list, outs: list):
         self.xbuf = np.empty(shape, checker.dtype)
-        self.xflat = self.xbuf.reshape(-1)
-        self.bits = self.xflat.view(np.uint32) if checker.bits_limit is not None else None
+        self.check = buffer_check(checker, self.xbuf)
         self.ybufs = [np.empty_like(y) for y in outs]
         binding = session.io_binding()
         binding.bind_ortvalue_input(checker.name, ort.OrtValue.ortvalue_from_numpy(self.xbuf))
@@ -112,8 +107,6 @@ class Model(ModelBase):
         self._bound: dict = {}
         self._can_bind = contract is not None and len(self._checkers) == 1
         self._dtype = self._checker.dtype
-        self._bits_limit = self._checker.bits_limit
-        self._fast_finite = self._checker.value_range is None and self._dtype.kind == "f"
         self._single_output = len(self._output_names) == 1
 
     # -- what the model is -------------------------------------------------------------------
@@ -190,14 +183,7 @@ class Model(ModelBase):
 
     def _run_bound(self, bound: _Bound, x: np.ndarray):
         _copyto(bound.xbuf, x)
-        if self._bits_limit is not None:
-            if _umax(bound.bits) > self._bits_limit:
-                self._checker.check_values(bound.xbuf)
-        elif self._fast_finite:
-            if not _isfinite(_dot(bound.xflat, bound.xflat)):
-                self._checker.check_values(bound.xbuf)
-        else:
-            self._checker.check_values(bound.xbuf)
+        bound.check()
         bound.run()
         if self._single_output:
             return bound.ybufs[0].copy()

@@ -21,7 +21,6 @@ is built per call (``scripts/bench_runtime.py`` measures it against a bare
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from typing import Iterable, Mapping
 
@@ -29,14 +28,11 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InputShapeError, ModelFormatError, StateError
-from .inputs import InputChecker
+from .inputs import InputChecker, buffer_check
 from .pickling import reopen_model, shipped_settings
 from .session import LoadedModel, ModelBase, open_model
 
-_dot = np.dot
-_isfinite = math.isfinite
 _copyto = np.copyto
-_umax = np.maximum.reduce
 
 
 class _Port:
@@ -195,11 +191,8 @@ class StreamingModel(ModelBase):
         self._single = len(self._ports) == 1 and len(self._ybufs) == 1
         self._checker = port.checker
         self._xbuf = port.buf
-        self._xflat = port.buf.reshape(-1)
         self._xdtype = port.buf.dtype
-        self._fast_finite = port.checker.value_range is None and self._xdtype.kind == "f"
-        self._bits_limit = port.checker.bits_limit  # [0, hi] float32 inputs: one integer max
-        self._xbits = self._xflat.view(np.uint32) if self._bits_limit is not None else None
+        self._check_x = buffer_check(port.checker, port.buf)
         self._views = ({shape: (xview, self._yviews[0][(drop_batch, drop_time)])
                         for shape, (xview, drop_batch, drop_time) in port.views.items()}
                        if self._single and self._flush is None else {})
@@ -255,14 +248,7 @@ class StreamingModel(ModelBase):
             return self._step_checked(x)
         with self._lock:
             _copyto(views[0], x)
-            if self._bits_limit is not None:
-                if _umax(self._xbits) > self._bits_limit:
-                    self._checker.check_values(self._xbuf)
-            elif self._fast_finite:
-                if not _isfinite(_dot(self._xflat, self._xflat)):
-                    self._checker.check_values(self._xbuf)
-            else:
-                self._checker.check_values(self._xbuf)
+            self._check_x()
             parity = self._parity
             self._runs[parity]()
             self._parity = 1 - parity

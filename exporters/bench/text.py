@@ -28,6 +28,16 @@ def big_batch(result: dict) -> str | None:
     return str(max(sizes)) if sizes else None
 
 
+def baselines_shown(result: dict, t1: str, tall: str, bb: str | None):
+    """(baseline row, its throughput at batch `bb` on `tall` threads, or None) for every baseline
+    measured on `t1` threads: what the summary and the report list."""
+    for base in result.get("baselines", []):
+        if base["threads"] != t1:
+            continue
+        other = baseline(result, base["name"], base["provider"], tall) or {} if base["status"] == "ok" else {}
+        yield base, ((other.get("throughput") or {}).get(bb) if bb else None)
+
+
 def headline(row: dict, result: dict) -> dict:
     """Flat figures of one row (None where not measured)."""
     t1, tall, bb = one_thread(result), all_threads(result), big_batch(result)
@@ -159,14 +169,10 @@ def render(result: dict) -> str:
                      f"{ratio_text(h['speedup_litert'], h['speedup_litert_ci']):>20}")
     if result.get("baselines"):
         lines += ["", f"baselines (p50 at batch 1 with {t1} thread(s); throughput at batch {bb} on {tall}):"]
-        for base in result["baselines"]:
-            if base["threads"] != t1:
-                continue
+        for base, thr in baselines_shown(result, t1, tall, bb):
             if base["status"] != "ok":
                 lines.append(f"  {base['name']:<18} {base['provider']:<5} not run: {base['reason']}")
                 continue
-            other = baseline(result, base["name"], base["provider"], tall) or {}
-            thr = (other.get("throughput") or {}).get(bb) if bb else None
             extra = f"  acc {base['accuracy']:.4f}" if base.get("accuracy") is not None else ""
             lines.append(f"  {base['name']:<18} {base['provider']:<5} p50 {base['latency_ms']['p50']:.4f} ms"
                          f"  thr {_f(thr['samples_per_s'] if thr else None, '.0f')}/s{extra}")

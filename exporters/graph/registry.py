@@ -116,6 +116,8 @@ class LayerHandler:
 
     #: one line for `rnnx layers`
     summary: str = ""
+    #: the keras.layers classes (by name) a built-in family registers this handler for
+    layers: tuple = ()
     #: the variants this handler can emit at all (refuse() may narrow it per layer)
     variants: tuple = VARIANTS
     #: it maps each vector of the last axis alone (any rank): TimeDistributed runs it as it is
@@ -243,6 +245,20 @@ def register_layer(layer_class: type, handler: LayerHandler, *, replace: bool = 
         raise ValueError(f"{layer_class.__name__} already has a handler "
                          f"({type(_REGISTRY[layer_class]).__name__}); pass replace=True to override it")
     _REGISTRY[layer_class] = handler
+
+
+def keras_layer_handlers(*handler_classes) -> list:
+    """(keras.layers class, handler) pairs: one handler of each class, for every layer it names
+    in `layers` (a family module's `handlers()`)."""
+    import keras
+
+    pairs = []
+    for cls in handler_classes:
+        if "layers" not in vars(cls):
+            raise TypeError(f"{cls.__name__} names no Keras layers of its own (set `layers`)")
+        handler = cls()
+        pairs += [(getattr(keras.layers, name), handler) for name in cls.layers]
+    return pairs
 
 
 def unregister_layer(layer_class: type) -> None:

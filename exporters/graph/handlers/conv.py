@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import activations, clocks, registry
 from ..onnx_graph import reduce_over
-from ..registry import Call, SiteHandler, StateDecl
+from ..registry import Call, SiteHandler, StateDecl, keras_layer_handlers
 
 KIND = "conv"           # state kind of every left-context cache (conv_in_<k> / conv_out_<k>)
 _INT64_MAX = np.iinfo(np.int64).max
@@ -275,14 +275,20 @@ def _bias(layer):
     return layer.bias.numpy() if getattr(layer, "use_bias", False) and layer.bias is not None else None
 
 
-class ConvHandler(WindowHandler):
-    summary = ("Conv (groups, dilation); streams causal, valid (look-back), strided and same (look-ahead, "
-               "a latency) on time")
+class ConvolutionHandler(WindowHandler):
+    """A convolution's window: kernel, dilation, strides and padding from the layer."""
+
     what = "convolution"
-    _causal_ok = True
 
     def window(self, layer) -> Window:
         return _conv_window(layer)
+
+
+class ConvHandler(ConvolutionHandler):
+    layers = ('Conv1D', 'Conv2D', 'Conv3D')
+    summary = ("Conv (groups, dilation); streams causal, valid (look-back), strided and same (look-ahead, "
+               "a latency) on time")
+    _causal_ok = True
 
     def window_op(self, ctx, call, x, win, pads):
         kernel = call.layer.kernel.numpy()  # (*k, in/groups, out) -> (out, in/groups, *k)
@@ -298,12 +304,9 @@ def _depthwise_weight(kernel: np.ndarray) -> np.ndarray:
     return np.transpose(flat, (r, *range(r)))[:, None]
 
 
-class DepthwiseConvHandler(WindowHandler):
+class DepthwiseConvHandler(ConvolutionHandler):
+    layers = ('DepthwiseConv1D', 'DepthwiseConv2D')
     summary = "Conv with group = channels; streams valid, strided and same windows on time (the stream clock)"
-    what = "convolution"
-
-    def window(self, layer) -> Window:
-        return _conv_window(layer)
 
     def window_op(self, ctx, call, x, win, pads):
         kernel = call.layer.kernel.numpy()
@@ -311,12 +314,9 @@ class DepthwiseConvHandler(WindowHandler):
                      "kernel", "depthwise")
 
 
-class SeparableConvHandler(WindowHandler):
+class SeparableConvHandler(ConvolutionHandler):
+    layers = ('SeparableConv1D', 'SeparableConv2D')
     summary = "depthwise Conv + pointwise Conv; streams valid, strided and same windows on time (the stream clock)"
-    what = "convolution"
-
-    def window(self, layer) -> Window:
-        return _conv_window(layer)
 
     def window_op(self, ctx, call, x, win, pads):
         layer = call.layer
@@ -331,6 +331,8 @@ class SeparableConvHandler(WindowHandler):
 
 
 class PoolingHandler(WindowHandler):
+    layers = ('MaxPooling1D', 'AveragePooling1D', 'MaxPooling2D', 'AveragePooling2D', 'MaxPooling3D',
+              'AveragePooling3D')
     summary = "MaxPool / AveragePool; streams valid and same windows and strides on time (the stream clock)"
     what = "pooling"
 
@@ -393,6 +395,7 @@ def _sum_over_time(g, x: str, k: int, dilation: int, prefix: str) -> str:
 
 
 class ZeroPaddingHandler(SiteHandler):
+    layers = ('ZeroPadding1D', 'ZeroPadding2D')
     summary = "Pad; padding the start of time becomes a cache of the last input frames (streams before a valid window)"
 
     @staticmethod
@@ -464,6 +467,7 @@ class ZeroPaddingHandler(SiteHandler):
 
 
 class GlobalPooling2DHandler(SiteHandler):
+    layers = ('GlobalAveragePooling2D', 'GlobalMaxPooling2D')
     summary = "ReduceMean / ReduceMax over the two spatial axes (frames in TimeDistributed; over time: full only)"
 
     def refuse(self, layer, variant):
@@ -484,28 +488,7 @@ class GlobalPooling2DHandler(SiteHandler):
         return [reduce_over(ctx.g, op, call.inputs[0], axes, bool(layer.keepdims), ctx.opset, call.prefix)]
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    L = keras.layers
-    conv = ConvHandler()
-    for cls in (L.Conv1D, L.Conv2D, L.Conv3D):
-        register_layer(cls, conv)
-    depthwise = DepthwiseConvHandler()
-    register_layer(L.DepthwiseConv1D, depthwise)
-    register_layer(L.DepthwiseConv2D, depthwise)
-    separable = SeparableConvHandler()
-    register_layer(L.SeparableConv1D, separable)
-    register_layer(L.SeparableConv2D, separable)
-    padding = ZeroPaddingHandler()
-    register_layer(L.ZeroPadding1D, padding)
-    register_layer(L.ZeroPadding2D, padding)
-    pooling = PoolingHandler()
-    for cls in (L.MaxPooling1D, L.AveragePooling1D, L.MaxPooling2D, L.AveragePooling2D, L.MaxPooling3D,
-                L.AveragePooling3D):
-        register_layer(cls, pooling)
-    global_pooling = GlobalPooling2DHandler()
-    register_layer(L.GlobalAveragePooling2D, global_pooling)
-    register_layer(L.GlobalMaxPooling2D, global_pooling)
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(ConvHandler, DepthwiseConvHandler, SeparableConvHandler, PoolingHandler,
+                                ZeroPaddingHandler, GlobalPooling2DHandler)

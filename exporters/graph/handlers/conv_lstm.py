@@ -9,11 +9,12 @@ keeps them. A Keras mask (and the stream clock's empty slots) keeps both on a ma
 from __future__ import annotations
 
 from .. import emit_conv_lstm, emit_native
-from ..registry import Call, SiteHandler, StateDecl
+from ..registry import Call, SiteHandler, StateDecl, keras_layer_handlers
 from .recurrent import SequenceLayerHandler
 
 
 class ConvLstmHandler(SiteHandler, SequenceLayerHandler):
+    layers = ('ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D')
     summary = "one Scan over time (full); plain Conv ops per step (stream, unrolled); N-D h/c states"
 
     def _frame(self, layer) -> tuple:
@@ -51,11 +52,6 @@ class ConvLstmHandler(SiteHandler, SequenceLayerHandler):
         return [y] + (finals if layer.return_state else [])
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    handler = ConvLstmHandler()
-    for cls in (keras.layers.ConvLSTM1D, keras.layers.ConvLSTM2D, keras.layers.ConvLSTM3D):
-        register_layer(cls, handler)
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(ConvLstmHandler)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import activations
 from ..onnx_graph import reduce_over
-from ..registry import Call, LayerHandler
+from ..registry import Call, LayerHandler, keras_layer_handlers
 
 
 class LastAxisHandler(LayerHandler):
@@ -20,6 +20,7 @@ class LastAxisHandler(LayerHandler):
 
 
 class DenseHandler(LastAxisHandler):
+    layers = ('Dense',)
     summary = "MatMul + Add + activation"
 
     def refuse(self, layer, variant):
@@ -40,6 +41,7 @@ class DenseHandler(LastAxisHandler):
 
 
 class ActivationHandler(LastAxisHandler):
+    layers = ('Activation',)
     summary = "the activation's ONNX op"
 
     @staticmethod
@@ -57,6 +59,7 @@ class ActivationHandler(LastAxisHandler):
 
 
 class SoftmaxHandler(LastAxisHandler):
+    layers = ('Softmax',)
     summary = "Softmax over the last axis"
 
     def refuse(self, layer, variant):
@@ -69,6 +72,7 @@ class SoftmaxHandler(LastAxisHandler):
 
 
 class ReLUHandler(LastAxisHandler):
+    layers = ('ReLU',)
     summary = "Relu, or Clip / LeakyRelu for max_value / negative_slope"
 
     def refuse(self, layer, variant):
@@ -88,6 +92,7 @@ class ReLUHandler(LastAxisHandler):
 
 
 class LeakyReLUHandler(LastAxisHandler):
+    layers = ('LeakyReLU',)
     summary = "LeakyRelu"
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -96,6 +101,7 @@ class LeakyReLUHandler(LastAxisHandler):
 
 
 class ELUHandler(LastAxisHandler):
+    layers = ('ELU',)
     summary = "Elu"
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -103,6 +109,8 @@ class ELUHandler(LastAxisHandler):
 
 
 class IdentityHandler(LastAxisHandler):
+    layers = ('Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout',
+              'ActivityRegularization', 'Identity')
     summary = "the identity at inference"
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -110,6 +118,7 @@ class IdentityHandler(LastAxisHandler):
 
 
 class EmbeddingHandler(LastAxisHandler):
+    layers = ('Embedding',)
     summary = "Gather from the table (token ids)"
     acts_on_last_axis = False  # it adds an axis
 
@@ -138,6 +147,7 @@ class EmbeddingHandler(LastAxisHandler):
 
 
 class MaskingHandler(LastAxisHandler):
+    layers = ('Masking',)
     summary = "zeroes masked steps and masks them for the layers after it (every variant)"
 
     def produces_mask(self, layer) -> bool:
@@ -164,21 +174,7 @@ class MaskingHandler(LastAxisHandler):
         return [g.node("Mul", [call.inputs[0], keep], name_hint=call.prefix)]
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    L = keras.layers
-    register_layer(L.Dense, DenseHandler())
-    register_layer(L.Activation, ActivationHandler())
-    register_layer(L.Softmax, SoftmaxHandler())
-    register_layer(L.ReLU, ReLUHandler())
-    register_layer(L.LeakyReLU, LeakyReLUHandler())
-    register_layer(L.ELU, ELUHandler())
-    register_layer(L.Embedding, EmbeddingHandler())
-    register_layer(L.Masking, MaskingHandler())
-    identity = IdentityHandler()
-    for cls in (L.Dropout, L.SpatialDropout1D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout,
-                L.ActivityRegularization, L.Identity):
-        register_layer(cls, identity)
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(DenseHandler, ActivationHandler, SoftmaxHandler, ReLUHandler, LeakyReLUHandler,
+                                ELUHandler, IdentityHandler, EmbeddingHandler, MaskingHandler)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Call, LayerHandler
+from ..registry import Call, LayerHandler, keras_layer_handlers
 
 _ELEMENTWISE = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Maximum": "Max", "Minimum": "Min"}
 
 
 class ElementwiseMergeHandler(LayerHandler):
+    layers = ('Add', 'Subtract', 'Multiply', 'Maximum', 'Minimum')
     summary = "element-wise Add/Sub/Mul/Max/Min of the inputs"
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -27,6 +28,7 @@ class ElementwiseMergeHandler(LayerHandler):
 
 
 class AverageHandler(LayerHandler):
+    layers = ('Average',)
     summary = "Sum of the inputs / their count"
 
     def emit(self, ctx, call: Call) -> list[str]:
@@ -37,6 +39,7 @@ class AverageHandler(LayerHandler):
 
 
 class ConcatenateHandler(LayerHandler):
+    layers = ('Concatenate',)
     summary = "Concat along the layer's axis"
 
     def time_local(self, layer) -> bool:
@@ -48,14 +51,6 @@ class ConcatenateHandler(LayerHandler):
         return [ctx.g.node("Concat", call.inputs, axis=int(call.layer.axis), name_hint=call.prefix)]
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    L = keras.layers
-    elementwise = ElementwiseMergeHandler()
-    for cls in (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum):
-        register_layer(cls, elementwise)
-    register_layer(L.Average, AverageHandler())
-    register_layer(L.Concatenate, ConcatenateHandler())
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(ElementwiseMergeHandler, AverageHandler, ConcatenateHandler)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..onnx_graph import reduce_over
-from ..registry import Call, SiteHandler
+from ..registry import Call, SiteHandler, keras_layer_handlers
 
 
 def _rank(handler: SiteHandler) -> int | None:
@@ -39,30 +39,33 @@ def _broadcast(value: np.ndarray, axes: list[int], rank: int) -> np.ndarray:
     return value.reshape(shape)
 
 
-def _axes_why(axes: list[int], what: str) -> str | None:
-    if 0 in axes:
-        return f"it {what} across the batch axis"
-    return None
+class _NormHandler(SiteHandler):
+    """A normalization over `axes` of the sequence the graph calls it on: never the batch axis;
+    over axis 1 it needs the whole sequence."""
 
-
-class LayerNormHandler(SiteHandler):
-    summary = "LayerNormalization op (opset >= 17, trailing axes), else Keras' formula"
+    def axes(self, layer) -> list[int] | None:
+        """Its axes, positive, at this call's rank; None on frames inside TimeDistributed."""
+        rank = _rank(self)
+        return None if rank is None else _positive(layer.axis, rank)
 
     def refuse(self, layer, variant):
-        rank = _rank(self)
-        if rank is None:
-            return None
-        axes = _positive(layer.axis, rank)
-        return _axes_why(axes, "normalizes")
+        axes = self.axes(layer)
+        return "it normalizes across the batch axis" if axes is not None and 0 in axes else None
+
+    over_time = ""    # why a normalization over axis 1 cannot stream
 
     def time_local(self, layer) -> bool:
-        rank = _rank(self)
-        return rank is None or 1 not in _positive(layer.axis, rank)
+        axes = self.axes(layer)
+        return axes is None or 1 not in axes
 
     def time_refusal(self, layer) -> str | None:
-        if self.time_local(layer):
-            return None
-        return "it normalizes across time steps (axis 1), so each step needs the whole sequence"
+        return None if self.time_local(layer) else self.over_time
+
+
+class LayerNormHandler(_NormHandler):
+    layers = ('LayerNormalization',)
+    summary = "LayerNormalization op (opset >= 17, trailing axes), else Keras' formula"
+    over_time = "it normalizes across time steps (axis 1), so each step needs the whole sequence"
 
     def emit(self, ctx, call: Call) -> list[str]:
         layer, g = call.layer, ctx.g
@@ -98,26 +101,10 @@ class LayerNormHandler(SiteHandler):
         return [g.node("Add", [g.node("Mul", [x, inv], name_hint=f"{p}_scaled"), res], name_hint=p)]
 
 
-class BatchNormHandler(SiteHandler):
+class BatchNormHandler(_NormHandler):
+    layers = ('BatchNormalization',)
     summary = "x * scale + shift from the moving mean and variance (inference)"
-
-    def refuse(self, layer, variant):
-        rank = _rank(self)
-        if rank is None:
-            return None
-        axis = int(layer.axis) % rank
-        if axis == 0:
-            return "it normalizes the batch axis"
-        return None
-
-    def time_local(self, layer) -> bool:
-        rank = _rank(self)
-        return rank is None or int(layer.axis) % rank != 1
-
-    def time_refusal(self, layer) -> str | None:
-        if self.time_local(layer):
-            return None
-        return "it keeps statistics per time index (axis=1), so a chunk would need its position in the sequence"
+    over_time = "it keeps statistics per time index (axis=1), so a chunk would need its position in the sequence"
 
     def takes_mask(self, layer) -> bool:
         return False   # a mask only weights the batch statistics of training
@@ -141,10 +128,6 @@ class BatchNormHandler(SiteHandler):
         return [g.node("Add", [y, offset], name_hint=call.prefix)]
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    register_layer(keras.layers.LayerNormalization, LayerNormHandler())
-    register_layer(keras.layers.BatchNormalization, BatchNormHandler())
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(LayerNormHandler, BatchNormHandler)

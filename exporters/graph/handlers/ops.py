@@ -597,10 +597,3 @@ def handlers() -> list[tuple[type, LayerHandler]]:
                        ("Amin", "min"), ("Prod", "prod"), ("Any", "any"), ("All", "all")):
         add(knp, name, ReduceHandler(kind))
     return found
-
-
-def register() -> None:
-    from ..registry import register_layer
-
-    for cls, handler in handlers():
-        register_layer(cls, handler)

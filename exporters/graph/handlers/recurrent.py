@@ -18,7 +18,7 @@ prefix seen so far.
 from __future__ import annotations
 
 from .. import emit_native, emit_unrolled, masks, rnn_params
-from ..registry import Call, LayerHandler, StateDecl
+from ..registry import Call, LayerHandler, StateDecl, keras_layer_handlers
 
 
 def cells(layer) -> list:
@@ -70,6 +70,7 @@ class SequenceLayerHandler(LayerHandler):
 
 
 class RecurrentHandler(SequenceLayerHandler):
+    layers = ('RNN', 'LSTM', 'GRU', 'SimpleRNN')
     summary = "native LSTM/GRU/RNN op (full, stream); plain ops per step (unrolled)"
 
     def blocker(self, layer, variant):
@@ -140,6 +141,7 @@ def _zero_if_last_masked(g, h: str, valid: str, prefix: str) -> str:
 
 
 class BidirectionalHandler(SequenceLayerHandler):
+    layers = ('Bidirectional',)
     summary = "one native LSTM/GRU/RNN op with direction=bidirectional, every merge_mode (full only)"
     variants = ("full",)
 
@@ -211,6 +213,7 @@ class BidirectionalHandler(SequenceLayerHandler):
 class CellHandler(LayerHandler):
     """An LSTMCell/GRUCell/SimpleRNNCell called by the model itself: one step from given states,
     as an autoregressive rollout does (`x, states = cell(prediction, states=states)`)."""
+    layers = ('LSTMCell', 'GRUCell', 'SimpleRNNCell')
 
     summary = "one step as plain ops, from the states it is given (a rollout from another layer's state)"
 
@@ -232,15 +235,6 @@ class CellHandler(LayerHandler):
         return [h] + finals[:len(call.out_shapes) - 1]      # Keras: (output, [h, c]) or (output, [h])
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    recurrent = RecurrentHandler()
-    for cls in (keras.layers.RNN, keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN):
-        register_layer(cls, recurrent)
-    register_layer(keras.layers.Bidirectional, BidirectionalHandler())
-    cell = CellHandler()
-    for cls in (keras.layers.LSTMCell, keras.layers.GRUCell, keras.layers.SimpleRNNCell):
-        register_layer(cls, cell)
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(RecurrentHandler, BidirectionalHandler, CellHandler)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
-from ..registry import Call, LayerHandler
+from ..registry import Call, LayerHandler, keras_layer_handlers
 from . import running
 
 
@@ -23,6 +23,7 @@ def _inner(layer):
 
 
 class TimeDistributedHandler(LayerHandler):
+    layers = ('TimeDistributed',)
     summary = "the inner layer on every frame (its handler, or tf2onnx on (batch*time) frames)"
 
     def refuse(self, layer, variant):
@@ -77,6 +78,7 @@ def _keeps_time_axis(in_shape, out_shape) -> bool:
 
 
 class ReshapeHandler(LayerHandler):
+    layers = ('Reshape',)
     summary = "Reshape (time-local when the time axis stays axis 1: its length, or a fixed frame count, kept)"
 
     def time_local(self, layer) -> bool:
@@ -98,6 +100,7 @@ class ReshapeHandler(LayerHandler):
 
 
 class FlattenHandler(LayerHandler):
+    layers = ('Flatten',)
     summary = "Reshape to (batch, -1)"
 
     def time_local(self, layer) -> bool:
@@ -113,6 +116,7 @@ class FlattenHandler(LayerHandler):
 
 
 class PermuteHandler(LayerHandler):
+    layers = ('Permute',)
     summary = "Transpose (time-local when axes 0 and 1 stay)"
 
     def time_local(self, layer) -> bool:
@@ -124,6 +128,7 @@ class PermuteHandler(LayerHandler):
 
 
 class RepeatVectorHandler(LayerHandler):
+    layers = ('RepeatVector',)
     summary = "Expand (batch, features) to (batch, n, features)"
 
     def time_local(self, layer) -> bool:
@@ -141,6 +146,7 @@ class RepeatVectorHandler(LayerHandler):
 
 
 class GlobalPooling1DHandler(registry.SiteHandler):
+    layers = ('GlobalAveragePooling1D', 'GlobalMaxPooling1D')
     summary = ("ReduceMean (of the valid steps under a mask) / ReduceMax over time; streams as a running "
                "sum and count / a running max")
 
@@ -172,17 +178,7 @@ class GlobalPooling1DHandler(registry.SiteHandler):
                              valid=call.mask)]
 
 
-def register() -> None:
-    import keras
-
-    from ..registry import register_layer
-
-    L = keras.layers
-    register_layer(L.TimeDistributed, TimeDistributedHandler())
-    register_layer(L.Reshape, ReshapeHandler())
-    register_layer(L.Flatten, FlattenHandler())
-    register_layer(L.Permute, PermuteHandler())
-    register_layer(L.RepeatVector, RepeatVectorHandler())
-    pooling = GlobalPooling1DHandler()
-    register_layer(L.GlobalAveragePooling1D, pooling)
-    register_layer(L.GlobalMaxPooling1D, pooling)
+def handlers() -> list:
+    """(Keras class, handler) for every layer this family emits."""
+    return keras_layer_handlers(TimeDistributedHandler, ReshapeHandler, FlattenHandler, PermuteHandler,
+                                RepeatVectorHandler, GlobalPooling1DHandler)
