@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ConfigError
+from runtime.contract import VARIANTS
 from pipeline import data, models, tasks
 from pipeline.outputs import write_json
 from pipeline.params import integer, section
@@ -62,7 +63,7 @@ def run(name: str, params: dict, models_dir: Path, metrics_dir: Path) -> dict:
         x, y = x[:integer(cfg, "samples")], y[:integer(cfg, "samples")]
     out_dir = models_dir / "onnx" / name
     result = export_model(
-        models_dir / f"{name}.keras", out_dir, variants=tuple(cfg.get("variants", ("full", "stream", "unrolled"))),
+        models_dir / f"{name}.keras", out_dir, variants=tuple(cfg.get("variants", VARIANTS)),
         chunk=integer(cfg, "chunk", 1), opset=integer(cfg, "opset", 17), atol=float(cfg.get("atol", 1e-5)),
         samples=x, labels=list(labels), uint8_scale=uint8_scale, name=name,
         progress=lambda msg: print(f"[export {name}] {msg}", file=sys.stderr, flush=True))

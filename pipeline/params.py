@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from exporters.errors import ConfigError
 from exporters import quant_modes
+from runtime.contract import VARIANTS
 
 DEFAULT_PATH = Path("params.yaml")
 
@@ -112,7 +113,6 @@ class MapOf:
 # written out so that reading params loads no provider table or contract code (every stage,
 # training included, reads params: see dvc.yaml's deps); tests/test_params.py checks them.
 QUANT_MODES, QUANT_METHODS = quant_modes.MODES, quant_modes.METHODS
-VARIANTS = ("full", "stream", "unrolled")                      # runtime.contract.VARIANTS
 PROVIDERS = ("cpu", "cuda", "gpu", "tensorrt", "openvino", "coreml", "dml")   # runtime.providers.ALIASES
 
 

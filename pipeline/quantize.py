@@ -23,12 +23,12 @@ from pathlib import Path
 
 from exporters.errors import ConfigError, QuantizationError
 from exporters import quant_modes
+from runtime.contract import VARIANTS
 from pipeline import models, tasks
 from pipeline.outputs import write_json
 from pipeline.params import integer, section
 from pipeline.stage import stage_main
 
-VARIANTS = ("full", "stream", "unrolled")
 
 
 def data_for(name: str, params: dict, n_cal: int, n_eval: int | None):

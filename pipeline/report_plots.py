@@ -12,6 +12,7 @@ from pathlib import Path
 
 from exporters.bench.text import baseline, headline, one_thread
 from exporters.quant_modes import REGISTRY as QUANT_MODES
+from runtime.contract import VARIANTS
 
 BASELINE_LABELS = {"keras_call": "Keras model(x)", "tf_function": "tf.function",
                    "tf_function_xla": "tf.function XLA", "predict_on_batch": "predict_on_batch",
@@ -184,8 +185,7 @@ def _grouped(ax, variants, precisions, value_of, fmt, ylabel):
 
 def _by(res: dict) -> tuple[list, list, dict]:
     rows = {(r["variant"], r["precision"]): r for r in res["rows"] if r["provider"] == "cpu"}
-    variants = sorted({v for v, _ in rows}, key=lambda v: ("full", "stream", "unrolled").index(v)
-                      if v in ("full", "stream", "unrolled") else 9)
+    variants = sorted({v for v, _ in rows}, key=lambda v: VARIANTS.index(v) if v in VARIANTS else 9)
     precisions = sorted({p for _, p in rows}, key=lambda p: PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 9)
     return variants, precisions, rows
 

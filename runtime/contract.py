@@ -71,7 +71,8 @@ from .errors import ModelFormatError
 METADATA_KEY = "rnnx"
 FORMAT_VERSION = 2
 FORMATS = (1, 2)
-VARIANTS = ("full", "stream", "unrolled")
+VARIANTS = ("full", "stream", "unrolled")      # the one list of variant names (exporters and pipeline import it)
+STREAMING_VARIANTS = VARIANTS[1:]              # chunk by chunk, with explicit states
 PRECISIONS = ("fp32", "int8-dynamic", "int8-static", "fp16", "mixed")
 MEANINGS = ("class_probabilities", "probabilities", "values")
 DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
@@ -215,7 +216,7 @@ class Contract:
 
     @property
     def streaming(self) -> bool:
-        return self.variant in ("stream", "unrolled")
+        return self.variant in STREAMING_VARIANTS
 
     # -- reading and writing ----------------------------------------------------------------
 

@@ -11,8 +11,7 @@ import onnxruntime as ort
 from .errors import InputShapeError, ModelFormatError, SettingError
 from .inputs import InputChecker, buffer_check
 from .pickling import reopen_model, shipped_settings
-from .session import LoadedModel, ModelBase, open_model
-from .streaming import bound_runner
+from .session import LoadedModel, ModelBase, bound_runner, open_model
 
 DEFAULT_MAX_BATCH = 1024
 BOUND_SHAPES = 4              # input shapes that get a pre-bound fast path

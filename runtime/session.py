@@ -8,6 +8,7 @@ classes can trust the contract afterwards.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -283,3 +284,13 @@ class ModelBase:
     def classes(self) -> tuple[str, ...] | None:
         """Alias of :attr:`labels`."""
         return self.labels
+
+
+def bound_runner(session: ort.InferenceSession, binding: ort.IOBinding):
+    """A zero-argument callable that runs ``binding``; the C-level call when this onnxruntime has it."""
+    options = ort.RunOptions()
+    c_session = getattr(session, "_sess", None)
+    c_binding = getattr(binding, "_iobinding", None)
+    if c_session is not None and c_binding is not None and hasattr(c_session, "run_with_iobinding"):
+        return functools.partial(c_session.run_with_iobinding, c_binding, options)
+    return functools.partial(session.run_with_iobinding, binding, options)

@@ -1,8 +1,8 @@
 """Streaming inference: :class:`StreamingModel` carries recurrent state between calls.
 
 A ``stream`` or ``unrolled`` model takes one chunk of ``chunk`` steps of each
-input plus every state, and returns its outputs plus the new states (see
-DESIGN.md, "Streaming contract"). This class hides the states: each
+input plus every state, and returns its outputs plus the new states (the
+contract: ``runtime/contract.py``). This class hides the states: each
 :meth:`StreamingModel.step` feeds one chunk for ``batch`` independent streams
 and returns the output; the states stay inside, in buffers allocated once.
 States may have any shape (an RNN's ``(batch, units)``, a convolution's
@@ -30,7 +30,7 @@ import onnxruntime as ort
 from .errors import InputShapeError, ModelFormatError, StateError
 from .inputs import InputChecker, buffer_check
 from .pickling import reopen_model, shipped_settings
-from .session import LoadedModel, ModelBase, open_model
+from .session import LoadedModel, ModelBase, bound_runner, open_model
 
 _copyto = np.copyto
 
@@ -570,12 +570,3 @@ def _output_views(y: np.ndarray, per_step: bool) -> dict:
     return {(False, False): y, (False, True): no_time, (True, False): y[0],
             (True, True): no_time[0]}
 
-
-def bound_runner(session: ort.InferenceSession, binding: ort.IOBinding):
-    """A zero-argument callable that runs ``binding``; the C-level call when this onnxruntime has it."""
-    options = ort.RunOptions()
-    c_session = getattr(session, "_sess", None)
-    c_binding = getattr(binding, "_iobinding", None)
-    if c_session is not None and c_binding is not None and hasattr(c_session, "run_with_iobinding"):
-        return functools.partial(c_session.run_with_iobinding, c_binding, options)
-    return functools.partial(session.run_with_iobinding, binding, options)

@@ -276,7 +276,8 @@ def test_bench_takes_a_stream_on_a_clock():
     from exporters.bench import benchmark
 
     _, res = exported("same_avg_pool", 3)
-    out = benchmark(res.paths["stream"].parent, keras=None, batches=[1], threads=["1"], reps=2, rounds=2,
+    x = np.random.default_rng(4).normal(size=(5, 20, 6)).astype(np.float32)   # 20 steps: not a multiple of 3
+    out = benchmark(res.paths["stream"].parent, keras=None, x=x, batches=[1], threads=["1"], reps=2, rounds=2,
                     streams=[1], sweep=[], providers=["cpu"])
     rows = {r["file"]: r for r in out["rows"]}
     for name in ("stream.onnx", "unrolled.onnx"):

@@ -75,6 +75,7 @@ def describe(path: Path) -> dict:
         in_shape, out_last = list(model.input_shape), None
     return {"file": path.name, "path": str(path), "variant": variant, "precision": precision,
             "streaming": isinstance(model, runtime.StreamingModel),
+            "clocked": c is not None and c.flush is not None,    # takes any length (flushed at the end)
             "chunk": getattr(model, "chunk", None), "input_shape": in_shape, "output_last": out_last,
             "source": dict(c.source) if c is not None else {},
             "input_range": list(c.input_range) if c is not None and c.input_range is not None else None,
@@ -132,7 +133,8 @@ def file_row(info: dict, provider: str, x: np.ndarray, y, reference: np.ndarray 
     row.update(provider=provider, size_bytes=path.stat().st_size, reason=None)
     loads = [timed_once(lambda: open_quietly(path, providers=[provider], threads=1))[1] for _ in range(LOAD_REPS)]
     row["load_ms"] = float(np.median(loads) * 1e3)
-    usable = x.shape[1] - x.shape[1] % (info["chunk"] or 1) if info["streaming"] else x.shape[1]
+    whole = not info["streaming"] or info.get("clocked")
+    usable = x.shape[1] if whole else x.shape[1] - x.shape[1] % (info["chunk"] or 1)
     if usable != x.shape[1]:
         row.update(accuracy=None, parity=None,
                    reason=f"{x.shape[1]} steps are not a multiple of chunk {info['chunk']}: no accuracy/parity")

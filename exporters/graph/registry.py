@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-VARIANTS = ("full", "stream", "unrolled")
+from runtime.contract import VARIANTS  # noqa: F401  (the one list of variant names)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtime.contract import STREAMING_VARIANTS
+
 from ..errors import ModelFormatError, UnsupportedLayerError
 from . import clocks as clocks_mod
 from . import masks, registry, segment
 from .onnx_graph import GraphBuilder
 from .registry import Call
 
-STREAMING = ("stream", "unrolled")
+STREAMING = STREAMING_VARIANTS
 
 
 @dataclass

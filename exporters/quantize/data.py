@@ -71,7 +71,7 @@ class ModelInfo:
     contract: Contract | None
     vocab_sizes: dict | None = None   # {graph input: rows of the Gather table it indexes}
 
-    # -- inputs, outputs and states of the contract (format 2), format 1 and plain files alike --
+    # -- inputs, outputs and states of the contract (format 1 files read in format 2's shape) and plain files --
     @functools.cached_property
     def specs(self) -> tuple[InputSpec, ...]:
         vocab = self.vocab_sizes or {}
@@ -81,20 +81,12 @@ class ModelInfo:
             shape = tuple(d if isinstance(d, int) else None for d in i["shape"])
             return (InputSpec(i["name"], shape, _np_dtype(i["dtype"]), 1 if len(shape) > 1 else None,
                               vocab_size=vocab.get(i["name"])),)
-        c = self.contract
-        tensors = getattr(c, "inputs", None) or (c.input,)
         out = []
-        for t in tensors:
-            dtype = graph.get(t.name, {}).get("dtype") or getattr(t, "dtype", None) or "float32"  # the graph decides
-            if hasattr(t, "time_axis"):      # format 2
-                time_axis, scale, rng = t.time_axis, t.uint8_scale, t.value_range
-            else:                            # format 1: one input, its details on the contract
-                time_axis = c.input_time_axis if c.input_time_axis is not None else 1
-                scale, rng = c.uint8_scale, c.input_range
-            if rng is None and scale:
-                rng = (0.0, 1.0)
-            vs = getattr(t, "vocab_size", None) or vocab.get(t.name)
-            out.append(InputSpec(t.name, tuple(t.shape), _np_dtype(dtype), time_axis, scale,
+        for t in self.contract.inputs:
+            dtype = graph.get(t.name, {}).get("dtype") or t.dtype   # the graph decides
+            rng = t.value_range if t.value_range is not None or not t.uint8_scale else (0.0, 1.0)
+            vs = t.vocab_size or vocab.get(t.name)
+            out.append(InputSpec(t.name, tuple(t.shape), _np_dtype(dtype), t.time_axis, t.uint8_scale,
                                  tuple(rng) if rng is not None else None, int(vs) if vs else None))
         return tuple(out)
 
@@ -102,15 +94,14 @@ class ModelInfo:
     def states(self) -> tuple[StateInfo, ...]:
         if not self.streaming:
             return ()
-        return tuple(StateInfo(s.input, s.output, tuple(s.shape), _np_dtype(getattr(s, "dtype", "float32")),
-                               float(s.init)) for s in self.contract.states)
+        return tuple(StateInfo(s.input, s.output, tuple(s.shape), _np_dtype(s.dtype), float(s.init))
+                     for s in self.contract.states)
 
     @property
     def output_names(self) -> list[str]:
         if self.contract is None:
             return [self.outputs[0]["name"]]
-        tensors = getattr(self.contract, "outputs", None) or (self.contract.output,)
-        return [t.name for t in tensors]
+        return [t.name for t in self.contract.outputs]
 
     @property
     def classes(self) -> int | None:
