@@ -350,8 +350,9 @@ class PoolingHandler(WindowHandler):
     def window_op(self, ctx, call, x, win, pads):
         g = ctx.g
         attrs = {"kernel_shape": list(win.kernel), "strides": list(win.strides), **pads}
-        if self._max(call.layer):   # the clock's dilation on time (its input's stride) included
-            return g.node("MaxPool", [x], dilations=list(win.dilation), name_hint=f"{call.prefix}_maxpool", **attrs)
+        if self._max(call.layer):   # on the clock: its input's stride is a dilation on time
+            dilated = {"dilations": list(win.dilation)} if any(d != 1 for d in win.dilation) else {}
+            return g.node("MaxPool", [x], name_hint=f"{call.prefix}_maxpool", **attrs, **dilated)
         if not self.on_clock(ctx, call.layer):   # TF averages real frames only
             return g.node("AveragePool", [x], count_include_pad=0, name_hint=f"{call.prefix}_averagepool", **attrs)
         return self._average_on_clock(ctx, call, x, win, pads)
