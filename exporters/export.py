@@ -30,7 +30,7 @@ import numpy as np
 
 from runtime.contract import VARIANTS
 
-from . import keras_io, metadata
+from . import edge, keras_io, metadata
 from .atomic import check_writable, write_set
 from .errors import ConfigError, InputShapeError, ModelFormatError, ParityError, UnsupportedLayerError
 from .graph import fallback, reference, walker
@@ -160,7 +160,7 @@ def _op_counts(model) -> dict:
 
 def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
                  opset=17, atol=1e-5, samples=None, labels=None, uint8_scale=None,
-                 name=None, progress=None, frame_rate=None) -> ExportResult:
+                 name=None, progress=None, frame_rate=None, ort=False) -> ExportResult:
     """Export, validate and write the variants of a Keras recurrent model.
 
     Args:
@@ -179,6 +179,8 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
         progress: callable(str) that receives progress lines, or None.
         frame_rate: input frames per second (e.g. 100 for 10 ms audio frames), or None: the
             stream's latency is then also reported in milliseconds, and kept in the metadata.
+        ort: also write ``<variant>.ort`` (ORT format, for onnxruntime Mobile and minimal builds)
+            and ``required_operators.config`` for a reduced build, in the same set (see edge.py).
 
     Returns:
         ExportResult with `paths` (variant -> Path) and `report` (export.json's content).
@@ -210,6 +212,9 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
                      frame_rate=frame_rate, source=source, dynamic_time=dynamic_time)
     built, entries, fixed_time = _build_variants(variants, plan, ref, xs, opts, skipped, say, explicit=explicit)
     report = _export_report(plan, opts, fixed_time, sample_source, xs, entries, skipped)
+    if ort:
+        extra, report["edge"] = edge.ort_files(built, say)
+        built.update(extra)
     report = write_set(out, built, REPORT_NAME, report, replaces=[f"{v}.onnx" for v in VARIANTS])
     paths = {v: out / f"{v}.onnx" for v in entries}
     for variant in entries:

@@ -11,8 +11,9 @@ def load(path, *, providers=None, threads: int | None = None, batch: int = 1) ->
     """Open an ONNX model for inference.
 
     Args:
-        path: the ``.onnx`` file (or its bytes). When its folder holds an ``export.json``
-            listing the file, the file's size and sha256 must be the listed ones.
+        path: the ``.onnx`` file, or its ORT-format copy ``.ort`` (``rnnx pack``), or the
+            bytes of either. When its folder holds an ``export.json`` listing the file, the
+            file's size and sha256 must be the listed ones.
         providers: ``None`` for CUDA when onnxruntime-gpu sees a GPU, else CPU; or
             an explicit list such as ``["cpu"]`` or ``["CUDAExecutionProvider"]``.
         threads: intra-op threads (``None``: onnxruntime's default).

@@ -105,7 +105,7 @@ def open_model(path, *, providers=None, threads: int | None = None) -> LoadedMod
         label = os.fspath(path)
         if not Path(label).is_file():
             what = "is a directory, not a model file" if Path(label).is_dir() else "does not exist"
-            raise ModelFormatError(f"model file {label} {what}; expected an .onnx file")
+            raise ModelFormatError(f"model file {label} {what}; expected an .onnx or .ort file")
         stamp = _stamp(label)
         check_file_in_export_set(label)
         source = label

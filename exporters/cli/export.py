@@ -50,11 +50,14 @@ def _variants(ctx, param, value):
               help="Class labels stored in the metadata: 'a,b,c' or a .txt file with one label per line.")
 @click.option("--uint8-scale", is_flag=True, default=False,
               help="Record that inputs are uint8 images the app scales by 1/255 before the model.")
+@click.option("--ort", "ort", is_flag=True, default=False,
+              help="Also write <variant>.ort (ORT format: onnxruntime Mobile, minimal builds) and "
+                   "required_operators.config (the operators a reduced onnxruntime build needs).")
 @click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Input frames per second (e.g. 100 for 10 ms audio frames): a stream's latency is also "
                    "reported in milliseconds, and kept in the metadata.")
 @one_line_errors
-def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels, uint8_scale, frame_rate):
+def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels, uint8_scale, ort, frame_rate):
     """Export MODEL (a .keras file) to ONNX, validate every variant against Keras, write export.json.
 
     Progress goes to stderr; the paths written go to stdout. A variant that misses
@@ -65,10 +68,35 @@ def export_command(model, out_dir, variants, chunk, opset, atol, samples, labels
 
     res = export_model(model, out_dir, variants=variants, chunk=chunk, opset=opset, atol=atol,
                        samples=samples, labels=labels, uint8_scale=True if uint8_scale else None,
-                       frame_rate=frame_rate, progress=lambda msg: click.echo(f"rnnx export: {msg}", err=True))
+                       frame_rate=frame_rate, ort=ort, progress=lambda msg: click.echo(f"rnnx export: {msg}", err=True))
     for variant, path in res.paths.items():
         parity = res.report["variants"][variant]["parity"]
         click.echo(f"{variant}\t{path}\tmax|d|={parity['max_abs_diff']:.3g}")
+    _echo_edge(Path(out_dir), res.report)
+
+
+def _echo_edge(folder: Path, report: dict) -> None:
+    edge = report.get("edge")
+    if edge:
+        for onnx_name, ort_name in edge["ort"].items():
+            click.echo(f"ort\t{folder / ort_name}\tfrom {onnx_name}")
+        click.echo(f"operators\t{folder / edge['operator_config']}\t{edge['operators']} operators")
+
+
+@click.command("pack")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@one_line_errors
+def pack_command(folder):
+    """Add ORT-format copies (<variant>.ort) and required_operators.config to the export set in FOLDER.
+
+    For onnxruntime Mobile and minimal builds (build onnxruntime with
+    --include_ops_by_config FOLDER/required_operators.config). The files join the set
+    atomically and are listed with their sha256 in export.json.
+    """
+    from ..edge import pack
+
+    report = pack(folder, progress=lambda msg: click.echo(f"rnnx pack: {msg}", err=True))
+    _echo_edge(folder, report)
 
 
 @click.command("inspect")
