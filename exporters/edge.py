@@ -27,15 +27,29 @@ from .errors import ConfigError, ModelFormatError
 
 CONFIG_NAME = "required_operators.config"
 REPORT_NAME = "export.json"
+SELFTEST_SAMPLES = 3
 
 
 def ort_name(onnx_name: str) -> str:
     return onnx_name[:-len(".onnx")] + ".ort"
 
 
-def ort_files(onnx_files: dict, say=None) -> tuple[dict, dict]:
-    """({file name: bytes} of the ORT files and the config, the manifest's `edge` entry) for
-    `onnx_files` ({"full.onnx": bytes, ...})."""
+def vectors(xs: dict, ys: dict, atol: float, reference: str) -> bytes:
+    """The self-test vector file (runtime/selftest.py): inputs, the reference outputs, the tolerance."""
+    import io
+
+    import numpy as np
+
+    arrays = {f"x/{k}": np.ascontiguousarray(v) for k, v in xs.items()}
+    arrays.update({f"y/{k}": np.ascontiguousarray(v, np.float32) for k, v in ys.items()})
+    buf = io.BytesIO()
+    np.savez(buf, atol=np.float64(atol), reference=np.array(reference), **arrays)
+    return buf.getvalue()
+
+
+def ort_files(onnx_files: dict, say=None, selftest: bytes | None = None) -> tuple[dict, dict]:
+    """({file name: bytes} of the ORT files, the config and the self-test vectors, the manifest's
+    `edge` entry) for `onnx_files` ({"full.onnx": bytes, ...})."""
     import onnxruntime as ort
 
     from .quantize import workspace
@@ -66,6 +80,11 @@ def ort_files(onnx_files: dict, say=None) -> tuple[dict, dict]:
     entry = {"ort": {name: ort_name(name) for name in sorted(onnx_files)}, "operator_config": CONFIG_NAME,
              "operators": sum(len(v) for v in ops.values()), "onnxruntime": ort.__version__,
              "optimization": "basic"}
+    if selftest is not None:
+        from runtime.selftest import VECTORS
+
+        out[VECTORS] = selftest
+        entry["selftest"] = VECTORS
     say(f"{CONFIG_NAME}: {entry['operators']} operators for a reduced onnxruntime build")
     return out, entry
 
@@ -109,9 +128,11 @@ def operators(config_text: str) -> dict:
     return found
 
 
-def pack(folder, *, progress=None) -> dict:
-    """Add ``<variant>.ort`` and the operator config to the export set in `folder` (atomically);
-    returns export.json as written."""
+def pack(folder, *, keras=None, progress=None) -> dict:
+    """Add ``<variant>.ort``, the operator config and the self-test vectors to the export set in
+    `folder` (atomically); returns export.json as written. The vectors' outputs are the Keras
+    model's (`keras`: its .keras file) or, without it, the set's fp32 ``full.onnx``'s (validated
+    against Keras at export)."""
     from runtime.integrity import file_problem
 
     folder = Path(folder)
@@ -133,8 +154,37 @@ def pack(folder, *, progress=None) -> dict:
             onnx[name] = (folder / name).read_bytes()
     if not onnx:
         raise ConfigError(f"{path} lists no .onnx files to convert")
-    new, entry = ort_files(onnx, progress)
+    new, entry = ort_files(onnx, progress, _pack_vectors(folder, report, keras))
     keep = {name: (folder / name).read_bytes() for name in listed if name not in new}
     manifest = {k: v for k, v in report.items() if k != "files"}
     manifest["edge"] = entry
     return write_set(folder, {**keep, **new}, REPORT_NAME, manifest, replaces=list(new))
+
+
+def _pack_vectors(folder: Path, report: dict, keras) -> bytes:
+    """Random inputs the export's length (quantize's shaped random data), and the reference outputs."""
+    import numpy as np
+
+    import runtime
+    from .quantize import data as quant_data
+    from .quantize.model import model_info
+
+    ref_file = folder / "full.onnx" if (folder / "full.onnx").is_file() else None
+    source = ref_file or folder / next(n for n in sorted(report["files"]) if n.endswith(".onnx"))
+    xs = quant_data.random_x(model_info(source), n=SELFTEST_SAMPLES)
+    if keras is not None:
+        from .keras_io import load_keras
+
+        model = load_keras(keras)
+        got = model([xs[t.name] for t in model.inputs] if len(model.inputs) > 1 else next(iter(xs.values())),
+                    training=False)
+        got = got if isinstance(got, (list, tuple)) else [got]
+        names = [o["name"] for o in report["outputs"]]
+        return vectors(xs, {n: np.asarray(y) for n, y in zip(names, got)}, report["atol"], "keras")
+    if ref_file is None:
+        raise ConfigError(f"{folder} has no full.onnx to take the self-test outputs from; give the Keras model "
+                          "(rnnx pack DIR --keras MODEL.keras)")
+    model = runtime.load(ref_file, providers=["cpu"])
+    got = model.predict(xs if len(xs) > 1 else next(iter(xs.values())))
+    got = got if isinstance(got, dict) else {report["outputs"][0]["name"]: got}
+    return vectors(xs, got, report["atol"], "full.onnx")

@@ -179,8 +179,9 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
         progress: callable(str) that receives progress lines, or None.
         frame_rate: input frames per second (e.g. 100 for 10 ms audio frames), or None: the
             stream's latency is then also reported in milliseconds, and kept in the metadata.
-        ort: also write ``<variant>.ort`` (ORT format, for onnxruntime Mobile and minimal builds)
-            and ``required_operators.config`` for a reduced build, in the same set (see edge.py).
+        ort: also write ``<variant>.ort`` (ORT format, for onnxruntime Mobile and minimal builds),
+            ``required_operators.config`` for a reduced build and ``selftest.npz`` (inputs and
+            Keras' outputs for ``python -m runtime --selftest``), in the same set (see edge.py).
 
     Returns:
         ExportResult with `paths` (variant -> Path) and `report` (export.json's content).
@@ -213,7 +214,10 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     built, entries, fixed_time = _build_variants(variants, plan, ref, xs, opts, skipped, say, explicit=explicit)
     report = _export_report(plan, opts, fixed_time, sample_source, xs, entries, skipped)
     if ort:
-        extra, report["edge"] = edge.ort_files(built, say)
+        few = [x[:edge.SELFTEST_SAMPLES] for x in xs]
+        selftest = edge.vectors({io.name: x for io, x in zip(plan.inputs, few)},
+                                {io.name: y for io, y in zip(plan.outputs, _keras(ref, few))}, atol, "keras")
+        extra, report["edge"] = edge.ort_files(built, say, selftest)
         built.update(extra)
     report = write_set(out, built, REPORT_NAME, report, replaces=[f"{v}.onnx" for v in VARIANTS])
     paths = {v: out / f"{v}.onnx" for v in entries}

@@ -26,9 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m runtime",
         description="Run an rnnx ONNX export on inputs from a .npy file and print the predictions. "
                     "A stream/unrolled model gets each sequence fed chunk by chunk.")
-    parser.add_argument("model", help="the .onnx file")
-    parser.add_argument("--input", "-i", required=True, metavar="FILE.npy",
+    parser.add_argument("model", nargs="?", help="the .onnx (or .ort) file")
+    parser.add_argument("--input", "-i", metavar="FILE.npy",
                         help="inputs with a leading batch axis (one sample without it is accepted)")
+    parser.add_argument("--selftest", metavar="DIR",
+                        help="instead: run every file of the export set DIR on its self-test vectors "
+                             "(selftest.npz) and print one pass/FAIL line per file")
     parser.add_argument("--providers", default=None, metavar="LIST",
                         help="comma-separated execution providers, e.g. cpu or cuda,cpu (default: CUDA if available)")
     parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads")
@@ -40,7 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.selftest is not None:
+        if args.model or args.input:
+            parser.error("--selftest DIR takes no model file or --input")
+        from .selftest import main as selftest
+
+        return selftest(args.selftest)
+    if not args.model or not args.input:
+        parser.error("a model file and --input FILE.npy are required (or --selftest DIR)")
     try:
         if args.output:
             _check_output(args.output)

@@ -47,7 +47,7 @@ def test_export_with_ort_lists_every_file_with_its_hash(packed):
     _, out, res = packed
     report = json.loads((out / "export.json").read_text())
     names = {"full.onnx", "stream.onnx", "unrolled.onnx", "full.ort", "stream.ort", "unrolled.ort",
-             "required_operators.config"}
+             "required_operators.config", "selftest.npz"}
     assert set(report["files"]) == names and set(p.name for p in out.iterdir()) == names | {"export.json"}
     ops = operators((out / "required_operators.config").read_text())
     assert report["edge"]["operators"] == sum(len(v) for v in ops.values()) > 10
@@ -116,3 +116,55 @@ def test_pack_refuses_a_folder_without_a_set_or_with_a_changed_model(tmp_path):
     with pytest.raises(ModelFormatError, match="full.onnx is not the file export.json lists"):
         pack(out)
     assert sorted(p.name for p in out.iterdir()) == before     # nothing written
+
+
+def _selftest(folder) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runtime", "--selftest", str(folder)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_selftest_passes_every_file_of_a_packed_set_against_keras(packed):
+    _, out, _ = packed
+    run = _selftest(out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert sorted(line.split()[1] for line in lines) == ["full.onnx", "full.ort", "stream.onnx", "stream.ort",
+                                                          "unrolled.onnx", "unrolled.ort"]
+    assert all(line.startswith("pass  ") and "vs keras" in line for line in lines), lines
+    assert "6 of 6 files pass" in run.stderr
+
+
+def test_a_tampered_vector_file_or_model_is_a_one_line_failure(packed, tmp_path):
+    import shutil
+
+    _, out, _ = packed
+    bad_vectors = tmp_path / "vectors"
+    shutil.copytree(out, bad_vectors)
+    data = bytearray((bad_vectors / "selftest.npz").read_bytes())
+    data[-40] ^= 0x01
+    (bad_vectors / "selftest.npz").write_bytes(bytes(data))
+    run = _selftest(bad_vectors)
+    assert run.returncode == 1 and run.stdout == "", run.stdout
+    assert run.stderr.strip().count("\n") == 0 and "selftest.npz does not belong to this export set" in run.stderr
+    bad_model = tmp_path / "model"
+    shutil.copytree(out, bad_model)
+    data = bytearray((bad_model / "unrolled.ort").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad_model / "unrolled.ort").write_bytes(bytes(data))
+    run = _selftest(bad_model)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    fails = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 1 and fails[0].startswith("FAIL  unrolled.ort  ModelFormatError"), run.stdout
+    assert "5 of 6 files pass" in run.stderr
+
+
+def test_pack_without_keras_takes_the_outputs_of_the_full_file(tmp_path):
+    from exporters.edge import pack
+    from exporters.export import export_model
+
+    out = tmp_path / "set"
+    export_model(_model(), out, chunk=2, variants=["full", "stream"])
+    pack(out)
+    run = _selftest(out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert all("vs full.onnx" in line for line in run.stdout.splitlines())

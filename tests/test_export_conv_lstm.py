@@ -93,3 +93,26 @@ def test_conv_lstm_states_are_frames_and_carry_between_calls():
     assert np.abs(np.concatenate([first, rest], axis=1) - whole).max() <= ATOL
     stream.reset()
     assert np.abs(stream.feed(x) - whole).max() == 0.0
+
+
+def test_a_conv_lstm_decoder_started_from_an_encoders_states_exports_full():
+    """initial_state= from another ConvLSTM's return_state: `full` (one Scan each, the decoder's
+    starting from the encoder's channels_last states) matches Keras; the streams refuse, naming it."""
+    import keras
+    from keras import layers as L
+
+    import runtime
+
+    def encoder_decoder():
+        past, future = keras.Input((None, 5, 2), name="past"), keras.Input((None, 5, 2), name="future")
+        _, h, c = L.ConvLSTM1D(3, 3, padding="same", return_state=True)(past)
+        return keras.Model([past, future], L.ConvLSTM1D(3, 3, padding="same", return_sequences=True)(
+            future, initial_state=[h, c]))
+
+    model, res = random_export(encoder_decoder, "conv_lstm/encdec", seed=3, scale=0.5, chunk=1)
+    assert set(res.paths) == {"full"} and "initial_state=" in res.report["skipped"]["stream"]
+    assert res.report["variants"]["full"]["converter"] == "rnnx"
+    rng = np.random.default_rng(0)
+    past, future = rng.random((2, 7, 5, 2), dtype=np.float32), rng.random((2, 4, 5, 2), dtype=np.float32)
+    got = runtime.load(res.paths["full"]).predict({"past": past, "future": future})
+    assert np.abs(got - model([past, future], training=False).numpy()).max() <= ATOL

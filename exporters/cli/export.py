@@ -81,21 +81,28 @@ def _echo_edge(folder: Path, report: dict) -> None:
         for onnx_name, ort_name in edge["ort"].items():
             click.echo(f"ort\t{folder / ort_name}\tfrom {onnx_name}")
         click.echo(f"operators\t{folder / edge['operator_config']}\t{edge['operators']} operators")
+        if edge.get("selftest"):
+            click.echo(f"selftest\t{folder / edge['selftest']}\tpython -m runtime --selftest {folder}")
 
 
 @click.command("pack")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--keras", "keras_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The Keras model the set was exported from: the self-test vectors hold its outputs "
+                   "(default: the set's full.onnx's).")
 @one_line_errors
-def pack_command(folder):
-    """Add ORT-format copies (<variant>.ort) and required_operators.config to the export set in FOLDER.
+def pack_command(folder, keras_file):
+    """Add ORT-format copies (<variant>.ort), required_operators.config and selftest.npz to the
+    export set in FOLDER.
 
     For onnxruntime Mobile and minimal builds (build onnxruntime with
-    --include_ops_by_config FOLDER/required_operators.config). The files join the set
-    atomically and are listed with their sha256 in export.json.
+    --include_ops_by_config FOLDER/required_operators.config); `python -m runtime --selftest
+    FOLDER` then checks every file on the device. The files join the set atomically and are
+    listed with their sha256 in export.json.
     """
     from ..edge import pack
 
-    report = pack(folder, progress=lambda msg: click.echo(f"rnnx pack: {msg}", err=True))
+    report = pack(folder, keras=keras_file, progress=lambda msg: click.echo(f"rnnx pack: {msg}", err=True))
     _echo_edge(folder, report)
 
 
