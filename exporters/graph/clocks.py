@@ -134,6 +134,15 @@ class ClockGraph:
 
     def _emit_valid(self, clock: Clock, slots: str, tag: str) -> str:
         g = self.g
+        if clock.stride == 1 and all(div == 1 for _, div in clock.lengths):
+            # element m = slot - delay, inside while m < max(L + sum(add), 0): every add of a
+            # stride-1 chain is <= 0 (a valid window's -reach), so the nested maxima are that one
+            start = g.const(f"{tag}_delay", np.array(clock.delay, np.int64))
+            end = g.node("Add", [self.frames, g.const(f"{tag}_end", np.array(clock.delay + sum(a for a, _ in
+                                                                                          clock.lengths), np.int64))],
+                         name_hint=f"{tag}_end")
+            return g.node("And", [g.node("GreaterOrEqual", [slots, start], name_hint=f"{tag}_started"),
+                                  g.node("Less", [slots, end], name_hint=f"{tag}_inside")], name_hint=f"{tag}_ok")
         since = g.node("Sub", [slots, g.const(f"{tag}_delay", np.array(clock.delay, np.int64))],
                        name_hint=f"{tag}_since")
         started = g.node("GreaterOrEqual", [since, g.const("i0_scalar", np.array(0, np.int64))],

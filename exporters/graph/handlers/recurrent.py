@@ -100,6 +100,8 @@ class RecurrentHandler(SequenceLayerHandler):
                  for c in stack]
         if valid is not None and any(plain):   # one masked form for the whole stack
             plain = [True] * len(stack)
+        if valid is not None and steps == 1 and call.states_in is not None and not any(plain):
+            return self._one_masked_step(ctx, call, x, valid, stack, states_in)
         packed = masks.compact(g, x, valid, ctx.opset, call.prefix) if valid is not None and not plain[0] else None
         zero_output = bool(getattr(layer, "zero_output_for_mask", False))
         finals, pos = [], 0
@@ -129,6 +131,38 @@ class RecurrentHandler(SequenceLayerHandler):
             finals += cell_finals
         call.states_out = finals
         return [x] + (finals if layer.return_state else [])
+
+    def _one_masked_step(self, ctx, call: Call, x: str, valid: str, stack: list, states_in: list) -> list[str]:
+        """A one-step stream under a mask (a Keras mask, or the stream clock's empty slots): the
+        native op on the step, then every state kept where the step is masked (two Where per cell
+        instead of compacting the chunk), and the output Keras gives a masked step."""
+        import numpy as np
+
+        layer, g, prefix = call.layer, ctx.g, call.prefix
+        m = masks.step_mask(g, valid, 0, prefix)                        # (batch, 1)
+        finals, pos, y = [], 0, None
+        for j, cell in enumerate(stack):
+            last = j == len(stack) - 1
+            p = rnn_params.read(cell, name=layer.name, return_sequences=layer.return_sequences or not last)
+            n_states = len(rnn_params.STATE_KINDS[p.kind])
+            ins = list(states_in[pos:pos + n_states])
+            pos += n_states
+            cell_prefix = prefix if len(stack) == 1 else f"{prefix}_cell{j}"
+            y, new = emit_native.emit(g, x, p, ins, cell_prefix)
+            finals += [g.node("Where", [m, f, i], name_hint=f"{cell_prefix}_kept") for f, i in zip(new, ins)]
+            x = y
+        zero_output = bool(getattr(layer, "zero_output_for_mask", False))
+        h_prev = states_in[pos - len(rnn_params.STATE_KINDS[p.kind])]
+        zero = g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), y], name_hint=f"{prefix}_zero")
+        if layer.return_sequences:   # a masked step repeats the last output (the carried h), or zeros
+            other = zero if zero_output else g.node("Unsqueeze", [h_prev, g.const("axes_1", np.array([1], np.int64))],
+                                                    name_hint=f"{prefix}_h_prev")
+            m3 = g.node("Unsqueeze", [m, g.const("axes_2", np.array([2], np.int64))], name_hint=f"{prefix}_m3")
+            out = g.node("Where", [m3, y, other], name_hint=f"{prefix}_masked")
+        else:
+            out = g.node("Where", [m, y, zero], name_hint=f"{prefix}_last_zeroed") if zero_output else finals[-n_states]
+        call.states_out = finals
+        return [out] + (finals if layer.return_state else [])
 
 
 def _zero_if_last_masked(g, h: str, valid: str, prefix: str) -> str:
