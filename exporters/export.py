@@ -214,17 +214,28 @@ def export_model(model_or_path, out_dir, *, variants=None, chunk=1,
     built, entries, fixed_time = _build_variants(variants, plan, ref, xs, opts, skipped, say, explicit=explicit)
     report = _export_report(plan, opts, fixed_time, sample_source, xs, entries, skipped)
     if ort:
-        few = [x[:edge.SELFTEST_SAMPLES] for x in xs]
-        selftest = edge.vectors({io.name: x for io, x in zip(plan.inputs, few)},
-                                {io.name: y for io, y in zip(plan.outputs, _keras(ref, few))}, atol, "keras")
-        extra, report["edge"] = edge.ort_files(built, say, selftest)
+        extra, report["edge"] = _edge_files(built, plan, ref, xs, atol, say)
         built.update(extra)
+    return _write(out, built, report, entries, say)
+
+
+def _write(out: Path, built: dict, report: dict, entries: dict, say) -> ExportResult:
+    """The set and its export.json, replaced at once (the previous set's variants go with it)."""
     report = write_set(out, built, REPORT_NAME, report, replaces=[f"{v}.onnx" for v in VARIANTS])
     paths = {v: out / f"{v}.onnx" for v in entries}
     for variant in entries:
         say(f"{variant}: wrote {paths[variant]} ({entries[variant]['file_bytes']} bytes)")
     say(f"wrote {out / REPORT_NAME}")
     return ExportResult(paths=paths, report=report)
+
+
+def _edge_files(built: dict, plan, ref, xs, atol: float, say) -> tuple[dict, dict]:
+    """The ORT copies, the operator config and the self-test vectors (Keras' outputs on the first
+    validation samples) of the files built: (their bytes by name, export.json's `edge` entry)."""
+    few = [x[:edge.SELFTEST_SAMPLES] for x in xs]
+    selftest = edge.vectors({io.name: x for io, x in zip(plan.inputs, few)},
+                            {io.name: y for io, y in zip(plan.outputs, _keras(ref, few))}, atol, "keras")
+    return edge.ort_files(built, say, selftest)
 
 
 @dataclass(frozen=True)
