@@ -283,3 +283,25 @@ def test_bench_takes_a_stream_on_a_clock():
     for name in ("stream.onnx", "unrolled.onnx"):
         assert rows[name]["parity"]["max_abs_diff"] <= ATOL, rows[name]["parity"]
         assert rows[name]["step_us"], rows[name]
+
+
+def test_a_running_max_after_a_window_skips_the_empty_slots():
+    """A text classifier (Embedding -> Conv1D 'same' -> LSTM -> GlobalMaxPooling1D) streams: the
+    running max reads only the filled slots of the clock (it used to raise a bare ValueError)."""
+    import keras
+    from keras import layers as L
+
+    import runtime
+
+    def text_max():
+        inp = keras.Input((None,), dtype="int32")
+        h = L.Conv1D(6, 3, padding="same", activation="relu")(L.Embedding(30, 6)(inp))
+        h = L.GlobalMaxPooling1D()(L.LSTM(6, return_sequences=True)(h))
+        return keras.Model(inp, L.Dense(2, activation="softmax")(h))
+
+    model, res = random_export(text_max, "windows/text_max", seed=2, scale=0.5, chunk=3)
+    assert {"stream", "unrolled"} <= set(res.paths), res.report["skipped"]
+    stream = runtime.load(res.paths["stream"], batch=2)
+    for steps in range(4, 14):
+        x = np.random.default_rng(steps).integers(0, 30, size=(2, steps)).astype("int32")
+        assert np.abs(stream.feed(x) - model(x, training=False).numpy()).max() <= ATOL, steps

@@ -36,19 +36,21 @@ def emit(ctx, call: Call, x: str, kind: str, keepdims: bool, frame_rank: int, va
     """`kind` of `x` (batch, time, *frame) over axis 1: the whole sequence in `full`, the prefix
     so far in a stream (the new states go to `call.states_out`); `frame_rank` is len(frame).
 
-    With a Keras mask (`valid`, (batch, time) bool; a mean only, as GlobalAveragePooling1D) the
-    mean is over the valid steps: their sum over their count, 0/0 before the first one as in Keras.
+    With a mask (`valid`, (batch, time) bool: a Keras mask, which GlobalAveragePooling1D reads,
+    or the stream clock's filled slots) the mean is over the valid steps: their sum over their
+    count, 0/0 before the first one as in Keras; a max (min) skips the others (they read as the
+    float32 lowest (highest), the state's start).
     """
     g, p = ctx.g, call.prefix
     weight = None
     if valid is not None:
-        if kind != "mean":
-            raise ValueError(f"a running {kind} has no masked form")
         axes = g.const(f"axes_2_{frame_rank + 1}", np.arange(2, frame_rank + 2, dtype=np.int64))
         keep = g.node("Unsqueeze", [valid, axes], name_hint=f"{p}_keep")
-        x = g.node("Where", [keep, x, g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), x])],
-                   name_hint=f"{p}_masked")
-        weight = g.node("CastLike", [keep, x], name_hint=f"{p}_weight")
+        neutral = {"max": _F32.min, "min": _F32.max}.get(kind, 0.0)
+        x = g.node("Where", [keep, x, g.node("CastLike", [g.const(f"f32_{neutral:g}", np.array(neutral, np.float32)),
+                                                          x])], name_hint=f"{p}_masked")
+        if kind == "mean":
+            weight = g.node("CastLike", [keep, x], name_hint=f"{p}_weight")
     if not ctx.streaming:
         if weight is not None:
             total = reduce_over(g, "ReduceSum", x, [1], keepdims, ctx.opset, f"{p}_sum")
