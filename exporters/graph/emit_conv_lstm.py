@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import activations, emit_unrolled
+from .padding import ints, same_pads
 
 
 @dataclass(frozen=True)
@@ -45,20 +46,6 @@ class ConvLstmParams:
     return_sequences: bool
 
 
-def _ints(value, n: int) -> tuple:
-    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * n
-
-
-def _same_pads(frame, kernel, strides, dilation) -> list:
-    """TF's 'same': total padding per axis, the odd frame at the end."""
-    begin, end = [], []
-    for n, k, s, d in zip(frame, kernel, strides, dilation):
-        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        begin.append(total // 2)
-        end.append(total - total // 2)
-    return begin + end
-
-
 def blocker(layer, frame: tuple) -> str | None:
     """Why rnnx cannot emit this ConvLSTM layer on frames of spatial shape `frame`, or None."""
     cell = layer.cell
@@ -77,14 +64,14 @@ def read(layer, frame: tuple, *, return_sequences: bool) -> ConvLstmParams:
     """The weights and settings of `layer` in ONNX layout (call `blocker` first)."""
     cell = layer.cell
     rank = int(cell.rank)
-    kernel, strides, dilation = (_ints(v, rank) for v in (cell.kernel_size, cell.strides, cell.dilation_rate))
+    kernel, strides, dilation = (ints(v, rank) for v in (cell.kernel_size, cell.strides, cell.dilation_rate))
     frame = tuple(int(n) for n in frame)
     perm = (rank + 1, rank, *range(rank))      # Keras (*k, in, out) -> ONNX (out, in, *k)
     w = np.ascontiguousarray(np.transpose(cell.kernel.numpy(), perm), np.float32)
     u = np.ascontiguousarray(np.transpose(cell.recurrent_kernel.numpy(), perm), np.float32)
     b = np.asarray(cell.bias.numpy(), np.float32) if cell.use_bias else None
     if cell.padding == "same":
-        pads = _same_pads(frame, kernel, strides, dilation)
+        pads = same_pads(frame, kernel, strides, dilation)
     else:
         pads = [0] * (2 * rank)
     out = tuple((n + pads[a] + pads[rank + a] - (k - 1) * d - 1) // s + 1
@@ -92,11 +79,6 @@ def read(layer, frame: tuple, *, return_sequences: bool) -> ConvLstmParams:
     return ConvLstmParams(layer.name, rank, int(cell.filters), frame, out, w, u, b, strides, dilation, pads,
                           activations.name_of(cell.activation), activations.name_of(cell.recurrent_activation),
                           bool(return_sequences))
-
-
-def state_shape(p: ConvLstmParams) -> tuple:
-    """h and c without the batch axis, channels_last as Keras keeps them."""
-    return (*p.out_frame, p.filters)
 
 
 def _weights(ctx, layer, p: ConvLstmParams) -> dict:
@@ -117,7 +99,7 @@ def _last(p: ConvLstmParams) -> list:
 def _input_projection(g, x: str, p: ConvLstmParams, w: dict, prefix: str) -> str:
     """x (batch, time, *frame, channels) -> (batch, time, 4*filters, *out_frame): every step's x W + b."""
     i64 = lambda v: np.array(v, np.int64)  # noqa: E731
-    frames = g.node("Reshape", [x, g.const(f"{prefix}_frames_shape", i64([-1, *x_frame(p)]))],
+    frames = g.node("Reshape", [x, g.const(f"{prefix}_frames_shape", i64([-1, *p.frame, int(p.kernel.shape[1])]))],
                     name_hint=f"{prefix}_frames")
     frames = g.node("Transpose", [frames], perm=_first(p), name_hint=f"{prefix}_frames_ncw")
     conv_in = [frames, w["W"]] + ([w["b"]] if "b" in w else [])
@@ -128,11 +110,6 @@ def _input_projection(g, x: str, p: ConvLstmParams, w: dict, prefix: str) -> str
     dims = g.node("Concat", [lead, g.const(f"{prefix}_xw_dims", i64([4 * p.filters, *p.out_frame]))], axis=0,
                   name_hint=f"{prefix}_xw_shape")
     return g.node("Reshape", [xw, dims], name_hint=f"{prefix}_xw_steps")
-
-
-def x_frame(p: ConvLstmParams) -> tuple:
-    """One input frame's shape (channels_last), as the input kernel reads it."""
-    return (*p.frame, int(p.kernel.shape[1]))
 
 
 def _step(g, p: ConvLstmParams, xt: str, h: str, c: str, u: str, tag: str) -> tuple[str, str]:
@@ -155,19 +132,9 @@ def _frame_mask(g, m: str, p: ConvLstmParams, tag: str) -> str:
     return g.node("Unsqueeze", [m, axes], name_hint=f"{tag}_mask")
 
 
-def _zeros(g, x: str, p: ConvLstmParams, prefix: str) -> str:
-    """(batch, F, *S) zeros, batch taken from x."""
-    i64 = lambda v: np.array(v, np.int64)  # noqa: E731
-    batch = g.node("Slice", [g.node("Shape", [x], name_hint=f"{prefix}_shape"), g.const("i0", i64([0])),
-                             g.const("i1", i64([1]))], name_hint=f"{prefix}_batch")
-    dims = g.node("Concat", [batch, g.const(f"{prefix}_state_dims", i64([p.filters, *p.out_frame]))], axis=0,
-                  name_hint=f"{prefix}_state_shape")
-    return g.node("ConstantOfShape", [dims], name_hint=f"{prefix}_zero_state")
-
-
 def _initial(g, x: str, p: ConvLstmParams, states_in, prefix: str) -> list[str]:
     if not states_in:
-        zero = _zeros(g, x, p, prefix)
+        zero = emit_unrolled.zeros(g, x, (p.filters, *p.out_frame), f"{prefix}_zero_state")
         return [zero, zero]
     return [g.node("Transpose", [s], perm=_first(p), name_hint=f"{prefix}_{k}_in") for s, k in zip(states_in, "hc")]
 

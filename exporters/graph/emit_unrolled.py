@@ -32,7 +32,7 @@ def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str 
     `emit_native.emit`.
     """
     if not states_in:
-        states_in = [_zeros(g, x, p.units, f"{prefix}_zero_{k}") for k in ("h", "c")[:2 if p.kind == "lstm" else 1]]
+        states_in = [zeros(g, x, (p.units,), f"{prefix}_zero_{k}") for k in ("h", "c")[:2 if p.kind == "lstm" else 1]]
     axis1 = g.const("axes_1", np.array([1], np.int64))
     xw = g.node("MatMul", [x, g.const(f"{prefix}_kernel", p.kernel)], name_hint=f"{prefix}_xw")
     if p.bias_in is not None:
@@ -73,11 +73,12 @@ def emit(g, x: str, p: RnnParams, steps: int, states_in: list[str], prefix: str 
     return y, finals
 
 
-def _zeros(g, x: str, units: int, prefix: str) -> str:
-    """(batch, units) float32 zeros, batch taken from `x`."""
+def zeros(g, x: str, dims: tuple, prefix: str) -> str:
+    """(batch, *dims) float32 zeros, batch taken from `x`."""
     batch = g.node("Slice", [g.node("Shape", [x], name_hint=f"{prefix}_shape"), g.const("i0", np.array([0], np.int64)),
                              g.const("i1", np.array([1], np.int64))], name_hint=f"{prefix}_batch")
-    shape = g.node("Concat", [batch, g.const(f"i{units}", np.array([units], np.int64))], axis=0, name_hint=f"{prefix}_dims")
+    rest = g.const("i" + "_".join(map(str, dims)), np.array(dims, np.int64))    # "i<units>" for (units,)
+    shape = g.node("Concat", [batch, rest], axis=0, name_hint=f"{prefix}_dims")
     return g.node("ConstantOfShape", [shape], name_hint=prefix)
 
 

@@ -378,8 +378,6 @@ class _Walker:
 
 def _blocking_layer(why: str) -> str | None:
     """The "layer 'name' (Class)" a refusal starts with, if it names one."""
-    import re
-
     found = re.match(r"layer '[^']*' \([^)]*\)", why)
     return found.group(0) if found else None
 

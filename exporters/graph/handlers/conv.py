@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import activations, clocks, registry
 from ..onnx_graph import reduce_over
+from ..padding import ints as _ints, same_pads
 from ..registry import Call, SiteHandler, StateDecl, keras_layer_handlers
 
 KIND = "conv"           # state kind of every left-context cache (conv_in_<k> / conv_out_<k>)
@@ -71,20 +72,13 @@ class Window:
         return {"auto_pad": "SAME_UPPER"}
 
 
-def _ints(value, n: int) -> tuple:
-    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * n
-
-
 def _pads_off_time(win: Window, in_shape: tuple) -> list:
     """Explicit ONNX pads equal to Keras' on every spatial axis but time (which gets none)."""
-    begin, end = [0], [0]
-    for k, d, s, n in zip(win.kernel[1:], win.dilation[1:], win.strides[1:], in_shape[2:]):
-        total = 0
-        if win.padding == "same":
-            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        begin.append(total // 2)
-        end.append(total - total // 2)
-    return begin + end
+    rest = len(win.kernel) - 1
+    if win.padding != "same":
+        return [0] * (2 * (rest + 1))
+    pads = same_pads(in_shape[2:], win.kernel[1:], win.strides[1:], win.dilation[1:])
+    return [0, *pads[:rest], 0, *pads[rest:]]
 
 
 def _to_channels_first(g, x: str, rank: int, prefix: str) -> str:

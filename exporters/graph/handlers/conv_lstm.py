@@ -32,7 +32,8 @@ class ConvLstmHandler(SiteHandler, SequenceLayerHandler):
     def states(self, layer) -> list[StateDecl]:
         if emit_conv_lstm.blocker(layer, self._frame(layer)) is not None:
             return []
-        shape = emit_conv_lstm.state_shape(self._params(layer))
+        out = self.site.out_shapes[0] if self.site is not None else layer.output.shape
+        shape = tuple(int(d) for d in (out[2:] if layer.return_sequences else out[1:]))   # (*out_frame, filters)
         return [StateDecl("h", shape), StateDecl("c", shape)]
 
     def emit(self, ctx, call: Call) -> list[str]:

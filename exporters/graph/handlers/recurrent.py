@@ -153,7 +153,8 @@ class RecurrentHandler(SequenceLayerHandler):
             x = y
         zero_output = bool(getattr(layer, "zero_output_for_mask", False))
         h_prev = states_in[pos - len(rnn_params.STATE_KINDS[p.kind])]
-        zero = g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), y], name_hint=f"{prefix}_zero")
+        zero = (g.node("CastLike", [g.const("f0_scalar", np.array(0, np.float32)), y], name_hint=f"{prefix}_zero")
+                if zero_output else None)
         if layer.return_sequences:   # a masked step repeats the last output (the carried h), or zeros
             other = zero if zero_output else g.node("Unsqueeze", [h_prev, g.const("axes_1", np.array([1], np.int64))],
                                                     name_hint=f"{prefix}_h_prev")
