@@ -155,7 +155,7 @@ def pack(folder, *, keras=None, progress=None) -> dict:
     if not onnx:
         raise ConfigError(f"{path} lists no .onnx files to convert")
     new, entry = ort_files(onnx, progress, _pack_vectors(folder, report, keras))
-    keep = {name: (folder / name).read_bytes() for name in listed if name not in new}
+    keep = {name: onnx[name] if name in onnx else (folder / name).read_bytes() for name in listed if name not in new}
     manifest = {k: v for k, v in report.items() if k != "files"}
     manifest["edge"] = entry
     return write_set(folder, {**keep, **new}, REPORT_NAME, manifest, replaces=list(new))

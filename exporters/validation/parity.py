@@ -191,7 +191,7 @@ def stream(sess, sig: Signature, xs: list, chunk: int):
     An output with a time axis is the concatenation of every call's output; one
     without is the last call's.
     """
-    per_call, states = [], sig.zero_states(xs[0].shape[0])
+    per_call, states = [], None
     for _, outputs, states in stream_calls(sess, sig, xs, chunk):
         per_call.append(outputs)
     outs = []
